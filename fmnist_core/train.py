@@ -132,7 +132,7 @@ def _resume_state(store: CheckpointStore, name: str, train_cfg: TrainConfig, mod
     old = TrainConfig.from_dict(m["train_config"])
     same = (old.batch_size, old.lr, old.val_size, old.subset, old.seed) == \
            (train_cfg.batch_size, train_cfg.lr, train_cfg.val_size, train_cfg.subset, train_cfg.seed)
-    if not same or m["model_config"] != model_cfg.to_dict():
+    if not same or ModelConfig.from_dict(m["model_config"]) != model_cfg:
         return None, "previous checkpoint used other settings; starting fresh"
     if m["data_fingerprint"] != fingerprint:
         return None, "previous checkpoint used other data; starting fresh"

@@ -1,0 +1,120 @@
+"""Latent-space tools: encode, a UMAP map cached on disk, interpolation, decoding.
+
+The map of the 10,000 test images is computed once per autoencoder checkpoint and stored as an
+npz (no pickles) beside the checkpoints. New points (a user's sketch, an interpolation path) are
+placed on the map by their nearest test latents in PCA space, which needs no stored reducer.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import AUTOENCODER, PIXEL_MEAN, PIXEL_STD
+from .inference import to_model_input
+from .store import CheckpointStore, atomic_write
+
+PCA_DIMS = 50          # UMAP runs on a PCA reduction of the 3,136-d codes: same map, far faster
+NEIGHBOURS = 15
+
+
+@torch.inference_mode()
+def encode(autoencoder: torch.nn.Module, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Latent codes (N, 64, 7, 7) float32 of images (N, 28, 28) in [0, 1] or uint8."""
+    device = next(autoencoder.parameters()).device
+    out = [autoencoder.encoder(to_model_input(images[i:i + batch_size]).to(device)).cpu().numpy()
+           for i in range(0, len(images), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+@torch.inference_mode()
+def decode(autoencoder: torch.nn.Module, latents: np.ndarray) -> np.ndarray:
+    """Images (N, 28, 28) in [0, 1] decoded from latent codes (N, 64, 7, 7)."""
+    device = next(autoencoder.parameters()).device
+    z = torch.as_tensor(latents, dtype=torch.float32, device=device)
+    return (autoencoder.decoder(z)[:, 0] * PIXEL_STD + PIXEL_MEAN).clamp(0, 1).cpu().numpy()
+
+
+def interpolate(z_a: np.ndarray, z_b: np.ndarray, steps: int = 9) -> np.ndarray:
+    """Straight path of `steps` codes from z_a to z_b inclusive: (steps, *z_a.shape)."""
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32).reshape(-1, *([1] * z_a.ndim))
+    return (1 - t) * z_a[None] + t * z_b[None]
+
+
+class LatentMap:
+    """UMAP coordinates of a set of latent codes, with the PCA used to place new points."""
+
+    def __init__(self, coords: np.ndarray, pca_mean: np.ndarray, pca_components: np.ndarray,
+                 reduced: np.ndarray, labels: np.ndarray, seconds: float = 0.0):
+        self.coords = coords                  # (N, 2) float32
+        self.pca_mean = pca_mean              # (D,)
+        self.pca_components = pca_components  # (PCA_DIMS, D)
+        self.reduced = reduced                # (N, PCA_DIMS) the PCA codes of the mapped set
+        self.labels = labels                  # (N,) int
+        self.seconds = seconds                # how long the fit took
+
+    @classmethod
+    def fit(cls, latents: np.ndarray, labels: np.ndarray, seed: int = 0) -> "LatentMap":
+        from sklearn.decomposition import PCA
+        import umap
+
+        t0 = time.perf_counter()
+        flat = latents.reshape(len(latents), -1)
+        pca = PCA(n_components=min(PCA_DIMS, *flat.shape), random_state=seed).fit(flat)
+        reduced = pca.transform(flat).astype(np.float32)
+        reducer = umap.UMAP(n_neighbors=NEIGHBOURS, min_dist=0.1, random_state=seed, n_jobs=1)
+        coords = reducer.fit_transform(reduced).astype(np.float32)
+        return cls(coords, pca.mean_.astype(np.float32), pca.components_.astype(np.float32), reduced,
+                   np.asarray(labels), time.perf_counter() - t0)
+
+    def place(self, latents: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+        """Map coordinates (M, 2) for new codes: distance-weighted mean of their k nearest neighbours."""
+        q = (latents.reshape(len(latents), -1) - self.pca_mean) @ self.pca_components.T
+        d2 = (q ** 2).sum(1)[:, None] - 2 * q @ self.reduced.T + (self.reduced ** 2).sum(1)[None]
+        idx = np.argpartition(d2, kth=min(k, d2.shape[1] - 1), axis=1)[:, :k]
+        dist = np.sqrt(np.maximum(np.take_along_axis(d2, idx, 1), 0)) + 1e-6
+        w = 1 / dist
+        return ((self.coords[idx] * w[..., None]).sum(1) / w.sum(1, keepdims=True)).astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        import io
+        buf = io.BytesIO()
+        np.savez_compressed(buf, coords=self.coords, pca_mean=self.pca_mean,
+                            pca_components=self.pca_components, reduced=self.reduced.astype(np.float16),
+                            labels=self.labels.astype(np.uint8), seconds=np.float32(self.seconds))
+        atomic_write(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: Path) -> "LatentMap":
+        with np.load(path, allow_pickle=False) as f:
+            return cls(f["coords"], f["pca_mean"], f["pca_components"], f["reduced"].astype(np.float32),
+                       f["labels"].astype(np.int64), float(f["seconds"]))
+
+
+def map_path(store: CheckpointStore, which: str = "last") -> Path:
+    """Cache file of the map for the autoencoder's current `which` weights (named by their sha256)."""
+    m = store.manifest(AUTOENCODER)
+    if m is None:
+        raise FileNotFoundError("no autoencoder checkpoint")
+    digest = m["files"][m["roles"][which]][:12]
+    return store.root / "cache" / f"umap-{which}-{digest}.npz"
+
+
+def latent_map(store: CheckpointStore, autoencoder: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
+               which: str = "last") -> LatentMap:
+    """The cached map if present, else fit it on these images' codes and cache it."""
+    path = map_path(store, which)
+    if path.is_file():
+        try:
+            return LatentMap.load(path)
+        except (OSError, ValueError, KeyError):
+            pass                                  # a damaged cache is recomputed
+    lmap = LatentMap.fit(encode(autoencoder, images), labels)
+    try:
+        lmap.save(path)
+    except OSError:
+        pass                                      # read-only store: the map still works this time
+    return lmap

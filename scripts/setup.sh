@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a Debian machine (idempotent; quick when nothing changed):
+# the Fashion-MNIST data package, a virtual environment in .venv from requirements*.txt and,
+# with --dev, Chromium for the browser test. Usage: scripts/setup.sh [--dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+dev=0; [ "${1:-}" = "--dev" ] && dev=1
+
+need_apt=()
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
+[ $dev -eq 1 ] && ! command -v chromium >/dev/null && need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+reqs=requirements.txt; [ $dev -eq 1 ] && reqs=requirements-dev.txt
+hash=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# The dev set includes the app's set, so either stamp of this hash means nothing is missing.
+if [ ! -f ".venv/.installed-$hash-$dev" ] && [ ! -f ".venv/.installed-$hash-1" ]; then
+  echo "setup: installing Python packages from $reqs (torch takes a few minutes the first time)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r "$reqs"
+  touch ".venv/.installed-$hash-$dev"
+fi
