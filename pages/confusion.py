@@ -1,0 +1,65 @@
+"""Confusion: four row-normalized confusion matrices on one colour scale; click a cell for its images."""
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import app_state as app
+from fmnist_core.evaluate import most_confused_pairs, normalized_confusion
+
+
+def matrix_chart(conf: np.ndarray, name: str) -> alt.Chart:
+    n = len(app.CLASS_NAMES)
+    df = pd.DataFrame({"true": np.repeat(app.CLASS_NAMES, n), "predicted": np.tile(app.CLASS_NAMES, n),
+                       "share": conf.ravel()})
+    pick = alt.selection_point(name="cell", fields=["true", "predicted"], on="click")
+    base = alt.Chart(df).encode(
+        x=alt.X("predicted:N", sort=list(app.CLASS_NAMES)), y=alt.Y("true:N", sort=list(app.CLASS_NAMES)))
+    rect = base.mark_rect().encode(
+        color=alt.Color("share:Q", scale=alt.Scale(domain=[0, 1], scheme="blues"), title="share of row"),
+        tooltip=["true", "predicted", alt.Tooltip("share:Q", format=".3f")]).add_params(pick)
+    text = base.mark_text(fontSize=9).encode(
+        text=alt.Text("share:Q", format=".2f"),
+        color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("black")))
+    return (rect + text).properties(title=name, height=330)
+
+
+def confusion() -> None:
+    st.title("Confusion matrices")
+    probs = app.test_probabilities()
+    if probs is None:
+        return
+    images, labels = app.test_set()
+    st.caption("Test set, last-epoch weights. Each row is normalized by its true class, so it sums to 1 "
+               "and reads as P(predicted | true). Click a cell to see the images behind it.")
+    preds = {name: p.argmax(1) for name, p in probs.items()}
+    selected = None
+    cols = st.columns(2)
+    for i, name in enumerate(app.CLASSIFIERS):
+        conf = normalized_confusion(labels, preds[name])
+        with cols[i % 2]:
+            event = st.altair_chart(matrix_chart(conf, f"{name}: accuracy {(preds[name] == labels).mean():.4f}"),
+                                    width="stretch", on_select="rerun", selection_mode="cell", key=f"cm_{name}")
+            cell = (event or {}).get("selection", {}).get("cell") if isinstance(event, dict) else None
+            if cell:
+                selected = (name, cell[0]["true"], cell[0]["predicted"])
+            pairs = most_confused_pairs(conf, 3)
+            st.caption("Most confused: " + "; ".join(
+                f"{app.CLASS_NAMES[t]} → {app.CLASS_NAMES[p]} {s:.1%}" for t, p, s in pairs))
+
+    st.subheader("Images behind a cell")
+    c1, c2, c3 = st.columns(3)
+    if selected:
+        for k, v in zip(("cm_model", "cm_true", "cm_pred"), selected):
+            st.session_state[k] = v
+    name = c1.selectbox("model", app.CLASSIFIERS, key="cm_model")
+    true = c2.selectbox("true class", app.CLASS_NAMES, key="cm_true", index=6)
+    pred = c3.selectbox("predicted class", app.CLASS_NAMES, key="cm_pred", index=0)
+    hits = np.flatnonzero((labels == app.CLASS_NAMES.index(true)) & (preds[name] == app.CLASS_NAMES.index(pred)))
+    st.write(f"{len(hits)} test images of class **{true}** predicted as **{pred}** by **{name}**"
+             + (" (first 40 shown)." if len(hits) > 40 else "."))
+    if len(hits):
+        st.image(app.tile(images[hits[:40]], cols=10, scale=2))
+
+
+confusion()

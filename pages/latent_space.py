@@ -1,0 +1,89 @@
+"""Latent space: a UMAP map of the test set's codes, and interpolation between two garments."""
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import app_state as app
+
+
+@st.cache_data(show_spinner="Preparing the map…", max_entries=4)
+def map_frame(key: str, shown: int) -> pd.DataFrame:
+    images, labels = app.test_arrays()
+    lmap = app.latent_map()
+    idx = np.random.default_rng(0).permutation(len(labels))[:shown]
+    return pd.DataFrame({"x": lmap.coords[idx, 0], "y": lmap.coords[idx, 1], "index": idx,
+                         "class": [app.CLASS_NAMES[c] for c in labels[idx]],
+                         "image": [app.thumbnail_uri(images[i]) for i in idx]})
+
+
+def map_chart(points: pd.DataFrame, path: pd.DataFrame | None, picks: pd.DataFrame) -> alt.Chart:
+    pick = alt.selection_point(name="pick", fields=["index"], on="click")
+    base = alt.Chart(points).mark_circle(size=14, opacity=0.7).encode(
+        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
+        color=alt.Color("class:N", sort=list(app.CLASS_NAMES), scale=alt.Scale(scheme="tableau10")),
+        tooltip=["index:Q", "class:N", "image:N"]).add_params(pick)
+    layers = [base]
+    if path is not None:
+        layers.append(alt.Chart(path).mark_line(color="black", strokeWidth=2).encode(x="x:Q", y="y:Q", order="t:Q"))
+    layers.append(alt.Chart(picks).mark_point(shape="diamond", size=220, filled=True, color="black").encode(
+        x="x:Q", y="y:Q", tooltip=["label:N"]))
+    return alt.layer(*layers).properties(height=560)
+
+
+def garment_picker_ui(labels: np.ndarray, slot: str, default: int) -> int:
+    key = f"pick_{slot}"
+    if key not in st.session_state:
+        st.session_state[key] = default
+    return int(st.number_input(f"garment {slot} (test index)", 0, len(labels) - 1, key=key))
+
+
+def latent_space() -> None:
+    st.title("Latent space")
+    test = app.test_set()
+    if test is None or app.autoencoder() is None:
+        return
+    images, labels = test
+    lmap = app.latent_map()
+    st.caption(f"UMAP of the 10,000 test codes (64×7×7 → PCA 50 → 2-d), computed once per checkpoint"
+               f" ({lmap.seconds:.0f} s) and cached on disk. Hover a point to see the garment; click two "
+               "points to interpolate between them.")
+    shown = st.select_slider("points shown", [1000, 2500, 5000, 10000], value=2500)
+
+    # A click on the map sets garment A, then B, alternately (before the inputs are drawn).
+    event = st.session_state.get("map")
+    clicked = (event or {}).get("selection", {}).get("pick") if isinstance(event, dict) else None
+    if clicked:
+        idx = int(clicked[0]["index"])
+        if idx not in (st.session_state.get("pick_A"), st.session_state.get("pick_B")):
+            slot = st.session_state.get("next_slot", "A")
+            st.session_state[f"pick_{slot}"] = idx
+            st.session_state["next_slot"] = "B" if slot == "A" else "A"
+
+    c1, c2, c3 = st.columns(3)
+    a = garment_picker_ui(labels, "A", int(np.flatnonzero(labels == 0)[0]))
+    b = garment_picker_ui(labels, "B", int(np.flatnonzero(labels == 9)[0]))
+    steps = c3.slider("frames", 3, 16, 9)
+    c1.image(app.tile(images[[a]], 1, scale=3), caption=f"A: {app.CLASS_NAMES[labels[a]]}")
+    c2.image(app.tile(images[[b]], 1, scale=3), caption=f"B: {app.CLASS_NAMES[labels[b]]}")
+
+    from fmnist_core.latent import interpolate
+    z = app.encode(images[[a, b]])
+    path_codes = interpolate(z[0], z[1], steps)
+    frames = app.decode(path_codes)
+    coords = lmap.place(path_codes)
+    path = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "t": np.arange(steps)})
+    picks = pd.DataFrame({"x": lmap.coords[[a, b], 0], "y": lmap.coords[[a, b], 1], "label": ["A", "B"]})
+
+    st.altair_chart(map_chart(map_frame(app.stamp(app.AUTOENCODER), shown), path, picks), width="stretch",
+                    on_select="rerun", selection_mode="pick", key="map")
+    st.subheader("Decoded frames along the straight path from A to B")
+    st.image(app.tile(frames, cols=steps, scale=3))
+    t = st.slider("position on the path", 0, steps - 1, steps // 2)
+    left, right = st.columns([1, 3])
+    left.image(app.tile(frames[[t]], 1, scale=6), caption=f"frame {t} of {steps - 1}")
+    right.markdown("Each frame decodes the code (1 − t)·z_A + t·z_B. The black line on the map is where "
+                   "those codes fall among the test set's codes (placed by their nearest neighbours).")
+
+
+latent_space()

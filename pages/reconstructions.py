@@ -1,0 +1,48 @@
+"""Reconstructions: originals beside the autoencoder's output, per-image error, across epochs."""
+import numpy as np
+import streamlit as st
+
+import app_state as app
+
+
+def pick_images_ui(labels: np.ndarray) -> tuple[int, ...]:
+    c1, c2, c3 = st.columns(3)
+    choice = c1.selectbox("images", ["random", *app.CLASS_NAMES])
+    count = c2.slider("how many", 4, 24, 12, step=4)
+    seed = c3.number_input("draw", 0, 10_000, 0, help="change to draw other images")
+    rng = np.random.default_rng(int(seed))
+    pool = np.arange(len(labels)) if choice == "random" else np.flatnonzero(labels == app.CLASS_NAMES.index(choice))
+    return tuple(int(i) for i in np.sort(rng.choice(pool, size=count, replace=False)))
+
+
+def reconstructions() -> None:
+    st.title("Reconstructions")
+    test = app.test_set()
+    if test is None or app.autoencoder() is None:
+        return
+    images, labels = test
+    indices = pick_images_ui(labels)
+    key = app.stamp(app.AUTOENCODER)
+    originals = images[list(indices)].astype(np.float32) / 255.0
+    rec = app.reconstructions(key, "last", indices)
+    err = ((rec - originals) ** 2).mean(axis=(1, 2))
+    st.subheader("Original (top) and reconstruction (bottom)")
+    cols = st.columns(len(indices))
+    for col, i, o, r, e in zip(cols, indices, originals, rec, err):
+        col.image(app.tile(np.stack([o, r]), cols=1, scale=3), caption=f"#{i} {app.CLASS_NAMES[labels[i]]}\nMSE {e:.4f}")
+    st.caption(f"Mean squared error per pixel on the [0, 1] scale; mean over these images {err.mean():.4f}.")
+
+    m = app.manifest(app.AUTOENCODER)
+    snaps = sorted(r for r in m["roles"] if r.startswith("snap.")) if m else []
+    if snaps:
+        st.subheader("The same images over training")
+        rows = [originals]
+        names = ["original"]
+        for role in snaps:
+            rows.append(app.reconstructions(key, role, indices))
+            names.append(f"epoch {int(role.split('.e')[1])}")
+        st.image(app.tile(np.concatenate(rows), cols=len(indices), scale=2),
+                 caption="Rows from top: " + ", ".join(names))
+
+
+reconstructions()
