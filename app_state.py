@@ -101,10 +101,14 @@ def autoencoder(role: str = "last"):
 
 
 def missing_models_message(detail: str) -> None:
+    """Say what is missing or damaged (naming the file) and offer the way to retrain."""
+    damaged = "does not match" in detail or "not valid" in detail or "do not fit" in detail
     st.warning(
-        "This page needs trained checkpoints. The repository ships them in `checkpoints/`; to make "
-        "new ones, start a run on the **Training** page or run `python -m fmnist_core train`.\n\n"
+        ("A checkpoint file is damaged or was changed, so nothing was loaded from it. " if damaged else
+         "This page needs trained checkpoints. The repository ships them in `checkpoints/`. ")
+        + "Retrain on the **Training** page or with `python -m fmnist_core train`.\n\n"
         f"Details: {detail}")
+    st.page_link("pages/training.py", label="Go to Training to retrain", icon=":material/monitoring:")
 
 
 def manifest(name: str) -> dict | None:

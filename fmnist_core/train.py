@@ -221,9 +221,15 @@ def train_model(name: str, data: Split, store: CheckpointStore, train_cfg: Train
             "torch": torch.__version__, "wall_time_s": round(wall_before + wall_this_run, 1),
             "encoder_source": encoder_source,
         }
-        store.save_epoch(name, "autoencoder" if is_ae else "classifier", model, optimizer, model_cfg,
-                         train_cfg, history, best_epoch, data.fingerprint, provenance, is_best,
-                         snapshot=is_ae and (epoch in train_cfg.keep_epochs or epoch == train_cfg.epochs))
+        try:
+            store.save_epoch(name, "autoencoder" if is_ae else "classifier", model, optimizer, model_cfg,
+                             train_cfg, history, best_epoch, data.fingerprint, provenance, is_best,
+                             snapshot=is_ae and (epoch in train_cfg.keep_epochs or epoch == train_cfg.epochs))
+        except OSError as e:
+            raise CheckpointError(
+                f"could not write epoch {epoch} of {name} to {store.model_dir(name)}: {e.strerror or e}. "
+                f"The checkpoint of epoch {epoch - 1} is untouched; free space or choose another "
+                "--checkpoints folder, then run the same command to resume.") from e
         emit({"type": "epoch", "model": name, "record": record, "epochs": train_cfg.epochs,
               "best_epoch": best_epoch})
     manifest = store.manifest(name)

@@ -53,3 +53,20 @@ def test_overview_shows_stored_results(with_store):
     assert list(table.index) == ["scratch", "finetune", "frozen_random", "frozen_pretrained"]
     assert table.loc["finetune", "epochs"] == "2/2"
     assert 0 < table.loc["finetune", "test acc (last)"] <= 1
+
+
+def test_damaged_checkpoint_is_named_and_nothing_runs_from_it(trained_store, tmp_path, monkeypatch):
+    import shutil
+    root = tmp_path / "ck"
+    shutil.copytree(trained_store.root, root)
+    m = trained_store.manifest("finetune")
+    bad = root / "finetune" / m["roles"]["last"]
+    data = bytearray(bad.read_bytes())
+    data[-3] ^= 0x55
+    bad.write_bytes(bytes(data))
+    monkeypatch.setenv("FMNIST_CHECKPOINTS", str(root))
+    at = run_page("pages/confusion.py")
+    assert not at.exception
+    text = " ".join(w.value for w in at.warning)
+    assert bad.name in text and "damaged" in text
+    assert not at.get("vega_lite_chart") and not at.get("arrow_vega_lite_chart")
