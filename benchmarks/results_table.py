@@ -1,0 +1,56 @@
+"""The README's results table, from the checkpoint manifests, beside the published values.
+
+    .venv/bin/python benchmarks/results_table.py [--checkpoints DIR]
+
+Our "val" columns are the held-out 10,000 training images; the reference's validation set is the
+official test set, so its accuracy is compared with our test accuracy.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fmnist_core import AUTOENCODER, CLASSIFIERS, CheckpointStore  # noqa: E402
+from fmnist_core.config import REFERENCE_RESULTS  # noqa: E402
+
+
+def table(store: CheckpointStore) -> str:
+    lines = [
+        "| model | epochs | train loss (ref.) | val loss | test loss (ref. val.) | train acc (ref.) | val acc "
+        "| test acc (ref. val.) | Δ test vs ref. | gap pts (ref.) | best val. epoch: test acc |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in CLASSIFIERS:
+        m = store.manifest(name)
+        ref = REFERENCE_RESULTS[name]
+        if m is None:
+            lines.append(f"| {name} | 0 | – ({ref['train_loss']}) | – | – ({ref['val_loss']}) | – ({ref['train_acc']}) "
+                         f"| – | – ({ref['val_acc']}) | – | – ({ref['gap_pts']}) | – |")
+            continue
+        h = m["history"][-1]
+        b = m["history"][m["best_epoch"] - 1]
+        gap = 100 * (h["train_acc"] - h["test_acc"])
+        lines.append(
+            f"| {name} | {len(m['history'])} | {h['train_loss']:.4f} ({ref['train_loss']}) | {h['val_loss']:.4f} "
+            f"| {h['test_loss']:.4f} ({ref['val_loss']}) | {h['train_acc']:.4f} ({ref['train_acc']}) "
+            f"| {h['val_acc']:.4f} | {h['test_acc']:.4f} ({ref['val_acc']}) "
+            f"| {100 * (h['test_acc'] - ref['val_acc']):+.2f} pts | {gap:.2f} ({ref['gap_pts']}) "
+            f"| {m['best_epoch']}: {b['test_acc']:.4f} |")
+    ae = store.manifest(AUTOENCODER)
+    if ae:
+        lines.append("")
+        lines.append(f"Autoencoder: {len(ae['history'])} epochs, test MSE {ae['history'][-1]['test_loss']:.5f} "
+                     f"(on the [-1, 1] scale), best validation epoch {ae['best_epoch']}.")
+    devices = {store.manifest(n)["provenance"]["device"] for n in (AUTOENCODER, *CLASSIFIERS) if store.manifest(n)}
+    walls = {n: store.manifest(n)["provenance"]["wall_time_s"] for n in (AUTOENCODER, *CLASSIFIERS) if store.manifest(n)}
+    lines.append("")
+    lines.append("Trained on: " + "; ".join(sorted(devices)) + ". Wall time (s): "
+                 + ", ".join(f"{n} {w:.0f}" for n, w in walls.items()) + ".")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoints", default=None)
+    print(table(CheckpointStore(ap.parse_args().checkpoints)))
