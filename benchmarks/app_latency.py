@@ -1,0 +1,107 @@
+"""App latency: a sketch classified by all four models, and each page's render after a first visit.
+
+    .venv/bin/python benchmarks/app_latency.py [--checkpoints DIR] [--no-pages]
+
+Sketch: a 280x280 RGBA canvas drawing (as the canvas component returns it) through preprocessing
+and the four classifiers, median of 30 runs. Pages: the real server in headless Chromium
+(Debian's chromium); each page is opened once to warm the caches, then opened again and timed
+until its title is shown and Streamlit reports the run finished.
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fmnist_core import CheckpointStore  # noqa: E402
+from fmnist_core.inference import Predictor  # noqa: E402
+from fmnist_core.preprocess import preprocess  # noqa: E402
+
+PAGES = {"": "Fashion-MNIST representation explorer", "training": "Training",
+         "reconstructions": "Reconstructions", "latent_space": "Latent space",
+         "confusion": "Confusion matrices", "classify": "Classify your own garment"}
+
+
+def sketch() -> np.ndarray:
+    """A T-shirt outline drawn with 14-px white strokes on a transparent 280x280 canvas."""
+    im = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    pts = [(90, 40), (190, 40), (250, 90), (220, 120), (200, 105), (200, 240), (80, 240), (80, 105),
+           (60, 120), (30, 90), (90, 40)]
+    d.line(pts, fill=(255, 255, 255, 255), width=14, joint="curve")
+    return np.asarray(im)
+
+
+def sketch_latency(store: CheckpointStore, runs: int = 30) -> dict:
+    import torch
+    torch.set_num_threads(1)          # as app_state does for the app's process
+    predictor = Predictor.from_store(store)
+    img = sketch()
+    times = []
+    for _ in range(runs + 3):
+        t0 = time.perf_counter()
+        pre = preprocess(img)
+        predictor.predict_proba(pre.input[None])
+        times.append(time.perf_counter() - t0)
+    times = np.array(times[3:]) * 1000
+    return {"sketch_ms_median": round(float(np.median(times)), 1), "sketch_ms_p90": round(float(np.percentile(times, 90)), 1)}
+
+
+def page_latency(store: CheckpointStore) -> dict:
+    from playwright.sync_api import sync_playwright
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, FMNIST_CHECKPOINTS=str(store.root))
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+                             "--server.headless", "true", "--server.port", str(port),
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        out = {}
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            done = "!document.querySelector('[data-testid=\"stStatusWidget\"]')"
+            for visit in ("first", "again"):
+                for path, title in PAGES.items():
+                    t0 = time.perf_counter()
+                    page.goto(f"{url}/{path}")
+                    page.get_by_role("heading", name=title).first.wait_for(timeout=180_000)
+                    page.wait_for_function(done, timeout=180_000)
+                    out.setdefault(path or "overview", {})[visit] = round(time.perf_counter() - t0, 2)
+            browser.close()
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoints", default=None)
+    ap.add_argument("--no-pages", action="store_true")
+    args = ap.parse_args()
+    store = CheckpointStore(args.checkpoints)
+    result = sketch_latency(store)
+    if not args.no_pages:
+        result["page_seconds"] = page_latency(store)
+    print(json.dumps(result, indent=1))
