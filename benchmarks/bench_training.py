@@ -1,0 +1,67 @@
+"""Time our training loop against the reference tutorial loop and write the figures as JSON.
+
+    .venv/bin/python benchmarks/bench_training.py [--device cpu|cuda] [--batches 100]
+        [--models scratch,finetune,frozen_random,frozen_pretrained] [--out FILE]
+
+Writes benchmarks/results/bench-<device>.json by default and prints the summary. Run it on an
+otherwise idle machine (stop or pause any training first): another busy process on a core slows
+every multi-threaded step many times over; the summary warns where it saw one.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fmnist_core.bench import run_benchmark  # noqa: E402
+from fmnist_core.config import CLASSIFIERS  # noqa: E402
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return (out.stdout.strip() + ("+dirty" if dirty else "")) or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--batches", type=int, default=100, help="training batches of 100 timed per loop (default 100)")
+    p.add_argument("--models", default="finetune", help=f"comma-separated subset of {','.join(CLASSIFIERS)}")
+    p.add_argument("--no-reference", action="store_true", help="time only our loop")
+    p.add_argument("--eval-batch-size", type=int, default=None,
+                   help="our evaluation batch (default: TrainConfig.eval_batch_size, what training uses)")
+    p.add_argument("--data", default=None, help="folder with the Fashion-MNIST IDX files")
+    p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/bench-<device>.json)")
+    args = p.parse_args(argv)
+
+    result = run_benchmark(device=args.device, batches=args.batches, models=tuple(args.models.split(",")),
+                           data_dir=args.data, reference=not args.no_reference,
+                           progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+                           eval_batch_size=args.eval_batch_size)
+    result["command"] = "python benchmarks/bench_training.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    result["commit"] = _commit()
+    result["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    device_kind = "cpu" if result["device"].startswith("cpu") else "cuda"
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"bench-{device_kind}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(result["summary"])
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+import math
+
+from fmnist_core.bench import flops_per_image, run_benchmark, _bench_model
+from fmnist_core.config import ModelConfig
+
+
+def test_flops_per_image_match_the_layer_shapes():
+    # Forward: 2 x (28*28*32*9 + 14*14*64*32*9 + 7*7*64*64*9 + 3136*128 + 128*10) multiply-adds.
+    forward = 2 * (225_792 + 3_612_672 + 1_806_336 + 401_408 + 1_280)
+    assert flops_per_image(_bench_model("finetune", ModelConfig(), 0)) == {"train": 3 * forward, "eval": forward}
+    frozen = flops_per_image(_bench_model("frozen_random", ModelConfig(), 0))
+    assert frozen["train"] == forward + 2 * 2 * (401_408 + 1_280)
+
+
+def test_a_tiny_benchmark_reports_positive_figures():
+    r = run_benchmark(device="cpu", batches=2, models=("finetune",), reference=True)
+    for key in ("device", "torch", "threads", "peak_gflops", "mm_gflops", "speedup", "summary", "models"):
+        assert key in r
+    assert r["train_images_timed"] == 200 and r["eval_images_timed"] == 280
+    e = r["models"]["finetune"]
+    for loop in ("reference", "ours"):
+        for key in ("train_images_per_s", "eval_images_per_s", "train_epoch_s", "eval_epoch_s", "epoch_s"):
+            assert math.isfinite(e[loop][key]) and e[loop][key] > 0
+        assert abs(e[loop]["epoch_s"] - e[loop]["train_epoch_s"] - e[loop]["eval_epoch_s"]) < 0.02
+    assert e["speedup"] > 0 and r["speedup"] == e["speedup"]
+    assert e["peak_gflops"] > 0 and e["train_gflops"] > 0 and 0 < e["share_of_peak"]
+    assert 36 < e["train_mflop_per_image"] < 37 and 12 < e["eval_mflop_per_image"] < 12.2
+    assert "finetune" in r["summary"]
