@@ -208,7 +208,7 @@ def stop_training() -> str:
     if not state["running"] or not pid:
         return "No run is training."
     try:
-        os.kill(int(pid), signal.SIGINT)   # the run saves nothing half-done: finished epochs stay
+        os.kill(int(pid), signal.SIGTERM)  # the run saves nothing half-done: finished epochs stay
     except OSError as e:
         return f"Could not stop process {pid}: {e.strerror}"
     return "Stopping: the current epoch is abandoned, finished epochs are kept."

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 import time
 
@@ -52,6 +53,12 @@ def cmd_train(args) -> int:
         elif event["type"] == "skip" and not args.quiet:
             tqdm.write(f"{name}: {event['reason']}")
 
+    # A run started in the background may inherit an ignored SIGINT; make SIGINT and SIGTERM (the
+    # app's Stop button) end it cleanly: the current epoch is dropped, finished epochs stay saved.
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
     command = "python -m fmnist_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     progress_file.begin(models or MODEL_NAMES, cfg.epochs)
     try:

@@ -78,3 +78,21 @@ def test_concurrent_sessions_get_the_same_answers(trained_store, fmnist):
         for name, p in r.items():
             np.testing.assert_allclose(p[0], alone[name][i], rtol=1e-4, atol=1e-6)
     assert all(not m.training for m in predictor.classifiers.values())
+
+
+def test_sigterm_stops_a_run_cleanly_and_marks_it_stopped(tmp_path):
+    """What the app's Stop button sends; it must work even where SIGINT was ignored at start."""
+    import json
+    ck = tmp_path / "ck"
+    cmd = [sys.executable, "-m", "fmnist_core", "train", "--epochs", "40", "--subset", "1200",
+           "--models", "frozen_random", "--checkpoints", str(ck), "--quiet", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    manifest = ck / "frozen_random" / "manifest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not manifest.exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 130
+    assert json.loads((ck / "progress.json").read_text())["status"] == "stopped"
+    CheckpointStore(ck).verify("frozen_random")
