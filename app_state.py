@@ -21,6 +21,23 @@ from fmnist_core.config import REFERENCE_RESULTS, SCHEME_DESCRIPTIONS
 from fmnist_core.progress import read_progress
 from fmnist_core.train import is_training
 
+
+def _use_the_router() -> None:
+    """Make a deep link opened first on a fresh server go through `streamlit_app.py`'s router.
+
+    Streamlit starts in its legacy pages/-directory mode when a `pages/` folder sits beside the
+    entry file, and leaves it only once `st.navigation` has run. A first visit to /confusion would
+    run the page file alone (no page config, the folder's file names as navigation) for the whole
+    server's life. This module is first imported during that run: switch the mode off and rerun.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_use_the_router()
+
 # One intra-op thread per app process: a single sketch runs in ~2 ms instead of ~270 ms when the
 # cores are busy (a training run, other sessions), and concurrent sessions don't fight over them.
 torch.set_num_threads(1)

@@ -33,7 +33,7 @@ def confusion() -> None:
     st.caption("Test set, last-epoch weights. Each row is normalized by its true class, so it sums to 1 "
                "and reads as P(predicted | true). Click a cell to see the images behind it.")
     preds = {name: p.argmax(1) for name, p in probs.items()}
-    selected = None
+    cells: dict[str, tuple] = {}              # model -> (true, predicted) of its selected cell
     cols = st.columns(2)
     for i, name in enumerate(app.CLASSIFIERS):
         conf = normalized_confusion(labels, preds[name])
@@ -42,19 +42,26 @@ def confusion() -> None:
                                     width="stretch", on_select="rerun", selection_mode="cell", key=f"cm_{name}")
             cell = (event or {}).get("selection", {}).get("cell") if isinstance(event, dict) else None
             if cell:
-                selected = (name, cell[0]["true"], cell[0]["predicted"])
+                cells[name] = (cell[0]["true"], cell[0]["predicted"])
             pairs = most_confused_pairs(conf, 3)
             st.caption("Most confused: " + "; ".join(
                 f"{app.CLASS_NAMES[t]} → {app.CLASS_NAMES[p]} {s:.1%}" for t, p, s in pairs))
 
     st.subheader("Images behind a cell")
     c1, c2, c3 = st.columns(3)
-    if selected:
-        for k, v in zip(("cm_model", "cm_true", "cm_pred"), selected):
+    # Defaults and clicks both go through Session State (a widget given both warns in the app). Each
+    # chart keeps its selection, so only a cell that changed since the last run counts as a click;
+    # the boxes stay free to change meanwhile.
+    before = st.session_state.get("cm_cells", {})
+    st.session_state["cm_cells"] = cells
+    clicked = [(name, *cell) for name, cell in cells.items() if before.get(name) != cell]
+    for k, v in zip(("cm_model", "cm_true", "cm_pred"), clicked[-1] if clicked else
+                    (app.CLASSIFIERS[0], "Shirt", "T-shirt/top")):
+        if clicked or k not in st.session_state:
             st.session_state[k] = v
     name = c1.selectbox("model", app.CLASSIFIERS, key="cm_model")
-    true = c2.selectbox("true class", app.CLASS_NAMES, key="cm_true", index=6)
-    pred = c3.selectbox("predicted class", app.CLASS_NAMES, key="cm_pred", index=0)
+    true = c2.selectbox("true class", app.CLASS_NAMES, key="cm_true")
+    pred = c3.selectbox("predicted class", app.CLASS_NAMES, key="cm_pred")
     hits = np.flatnonzero((labels == app.CLASS_NAMES.index(true)) & (preds[name] == app.CLASS_NAMES.index(pred)))
     st.write(f"{len(hits)} test images of class **{true}** predicted as **{pred}** by **{name}**"
              + (" (first 40 shown)." if len(hits) > 40 else "."))

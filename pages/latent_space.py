@@ -18,7 +18,8 @@ def map_frame(key: str, shown: int) -> pd.DataFrame:
 
 
 def map_chart(points: pd.DataFrame, path: pd.DataFrame | None, picks: pd.DataFrame) -> alt.Chart:
-    pick = alt.selection_point(name="pick", fields=["index"], on="click")
+    # nearest: a click anywhere picks the closest garment (the points are a few pixels wide).
+    pick = alt.selection_point(name="pick", fields=["index"], on="click", nearest=True)
     base = alt.Chart(points).mark_circle(size=14, opacity=0.7).encode(
         x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
         color=alt.Color("class:N", sort=list(app.CLASS_NAMES), scale=alt.Scale(scheme="tableau10")),
@@ -31,11 +32,11 @@ def map_chart(points: pd.DataFrame, path: pd.DataFrame | None, picks: pd.DataFra
     return alt.layer(*layers).properties(height=560)
 
 
-def garment_picker_ui(labels: np.ndarray, slot: str, default: int) -> int:
+def garment_picker_ui(where, labels: np.ndarray, slot: str, default: int) -> int:
     key = f"pick_{slot}"
     if key not in st.session_state:
         st.session_state[key] = default
-    return int(st.number_input(f"garment {slot} (test index)", 0, len(labels) - 1, key=key))
+    return int(where.number_input(f"garment {slot} (test index)", 0, len(labels) - 1, key=key))
 
 
 def latent_space() -> None:
@@ -61,8 +62,8 @@ def latent_space() -> None:
             st.session_state["next_slot"] = "B" if slot == "A" else "A"
 
     c1, c2, c3 = st.columns(3)
-    a = garment_picker_ui(labels, "A", int(np.flatnonzero(labels == 0)[0]))
-    b = garment_picker_ui(labels, "B", int(np.flatnonzero(labels == 9)[0]))
+    a = garment_picker_ui(c1, labels, "A", int(np.flatnonzero(labels == 0)[0]))
+    b = garment_picker_ui(c2, labels, "B", int(np.flatnonzero(labels == 9)[0]))
     steps = c3.slider("frames", 3, 16, 9)
     c1.image(app.tile(images[[a]], 1, scale=3), caption=f"A: {app.CLASS_NAMES[labels[a]]}")
     c2.image(app.tile(images[[b]], 1, scale=3), caption=f"B: {app.CLASS_NAMES[labels[b]]}")

@@ -18,9 +18,10 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Debian's chromium is not installed (scripts/test.sh installs it)")
 
-PAGES = {"": "Fashion-MNIST representation explorer", "training": "Training",
+# A deep link first: on a fresh server it must still go through the router (app_state._use_the_router).
+PAGES = {"confusion": "Confusion matrices", "": "Fashion-MNIST representation explorer", "training": "Training",
          "reconstructions": "Reconstructions", "latent_space": "Latent space",
-         "confusion": "Confusion matrices", "classify": "Classify your own garment"}
+         "classify": "Classify your own garment"}
 
 
 def _free_port() -> int:
@@ -70,6 +71,9 @@ def test_every_page_renders_its_main_element(server, page):
         page.get_by_role("heading", name=title).first.wait_for(timeout=90_000)
         page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
         assert page.locator("[data-testid='stException']").count() == 0, path
+        # The router's navigation (titles, not the pages/ folder's file names) and no widget warnings.
+        page.locator("[data-testid='stSidebarNav']").get_by_text("Latent space").wait_for(timeout=10_000)
+        assert page.locator("[data-testid='stSidebarNav']").get_by_text("latent space", exact=True).count() == 0
         if path in ("training", "confusion", "latent_space"):
             page.locator("[data-testid='stVegaLiteChart'], .vega-embed").first.wait_for(timeout=90_000)
 
@@ -87,3 +91,69 @@ def test_upload_is_classified_by_all_four(server, page, fmnist, tmp_path):
     assert page.locator("[data-testid='stMetric']").count() == 4
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=os.environ.get("FMNIST_SCREENSHOT", str(tmp_path / "classify.png")), full_page=True)
+
+
+
+def _wait_idle(page) -> None:
+    page.wait_for_timeout(300)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
+
+
+def _click_mark(page, mark) -> None:
+    """Click the centre of a chart mark (Vega's SVG renderer labels each mark with its fields).
+
+    A mouse click at its position, as a user would make: on the map a Voronoi layer lies on top.
+    """
+    mark.wait_for(timeout=90_000)
+    mark.scroll_into_view_if_needed()
+    box = mark.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def test_confusion_cell_click_shows_its_images(server, page):
+    page.goto(f"{server}/confusion")
+    page.get_by_text("Images behind a cell").wait_for(timeout=90_000)
+    _wait_idle(page)
+    assert page.get_by_text("of class Shirt predicted as T-shirt/top by scratch").count() == 1   # the default
+    finetune = page.locator("[data-testid='stVegaLiteChart']", has_text="finetune: accuracy")
+    _click_mark(page, finetune.locator('path[aria-label^="predicted: Pullover; true: Coat;"]'))
+    page.get_by_text("of class Coat predicted as Pullover by finetune").wait_for(timeout=60_000)
+    _wait_idle(page)
+    scratch = page.locator("[data-testid='stVegaLiteChart']", has_text="scratch: accuracy")
+    _click_mark(page, scratch.locator('path[aria-label^="predicted: Trouser; true: Trouser;"]'))
+    page.get_by_text("of class Trouser predicted as Trouser by scratch").wait_for(timeout=60_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def _tooltip(page, x: float, y: float) -> dict:
+    """Hover a point of the page; Vega's tooltip as {field: value} ({} if none shows)."""
+    page.mouse.move(x, y)
+    tip = page.locator("#vg-tooltip-element.visible")
+    try:
+        tip.wait_for(timeout=3000)
+    except Exception:
+        return {}
+    lines = [line.strip() for line in tip.inner_text().splitlines() if line.strip()]
+    return dict(zip(lines[::2], lines[1::2]))
+
+
+def test_map_clicks_pick_both_garments(server, page):
+    page.goto(f"{server}/latent_space")
+    page.get_by_text("Decoded frames along").wait_for(timeout=90_000)
+    _wait_idle(page)
+    # The map is drawn on a canvas (too many points for SVG): hover to learn which garment lies
+    # nearest (nearest=True shows it), click there, and that garment becomes A, then B.
+    for slot, (fx, fy) in (("A", (0.3, 0.5)), ("B", (0.75, 0.4))):
+        canvas = page.locator("[data-testid='stVegaLiteChart'] canvas").first
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+        x, y = box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+        index = _tooltip(page, x, y).get("index")
+        assert index is not None, f"no tooltip at {fx}, {fy} of the map"
+        page.mouse.click(x, y)
+        page.wait_for_function(
+            f"document.querySelector('input[aria-label=\"garment {slot} (test index)\"]').value == '{index}'",
+            timeout=60_000)
+        _wait_idle(page)
+    assert page.get_by_label("garment A (test index)").input_value() != page.get_by_label("garment B (test index)").input_value()
+    assert page.locator("[data-testid='stException']").count() == 0
