@@ -24,7 +24,7 @@ from filelock import FileLock, Timeout
 
 from .config import AUTOENCODER, CLASSIFIERS, ModelConfig, TrainConfig, scheme
 from .data import Split, scale
-from .models import Autoencoder, make_classifier
+from .models import Autoencoder, Classifier, make_classifier
 from .store import CheckpointError, CheckpointStore, check_writable, optimizer_from_tensors, sha256_bytes
 
 Callback = Callable[[dict], None]
@@ -80,17 +80,39 @@ def _batch(images_u8: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
+def frozen_features(model: Classifier, x_u8: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Eval-mode outputs (N, 3136) of a frozen encoder, flattened as the head takes them.
+
+    They cannot change while only the head trains, so each epoch's evaluation of a frozen scheme runs
+    the head on these instead of the whole network: the same numbers for a fraction of the work.
+    70,000 images take 0.9 GB in float32.
+    """
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model.encoder(_batch(x_u8[i:i + batch_size])).flatten(1)
+                     for i in range(0, len(x_u8), batch_size)])
+    model.train(was_training)
+    return out
+
+
+@torch.inference_mode()
 def evaluate_split(model: torch.nn.Module, x_u8: torch.Tensor, y: torch.Tensor | None,
-                   batch_size: int = 1000) -> dict:
-    """Mean loss (and accuracy for classifiers) over a whole tensor set, in eval mode."""
+                   batch_size: int = 1000, features: torch.Tensor | None = None) -> dict:
+    """Mean loss (and accuracy for classifiers) over a whole tensor set, in eval mode.
+
+    `features`: `frozen_features(model, x_u8)` of a frozen-encoder classifier; then only its head runs.
+    """
     was_training = model.training
     model.eval()
     total_loss = torch.zeros((), device=x_u8.device, dtype=torch.float64)
     correct = torch.zeros((), device=x_u8.device, dtype=torch.int64)
     is_ae = isinstance(model, Autoencoder)
     for i in range(0, len(x_u8), batch_size):
-        xb = _batch(x_u8[i:i + batch_size])
-        out = model(xb)
+        if features is not None:
+            out = model.head(features[i:i + batch_size])
+        else:
+            xb = _batch(x_u8[i:i + batch_size])
+            out = model(xb)
         if is_ae:
             # MSE per pixel, averaged over images: the same number nn.MSELoss gives per batch.
             total_loss += F.mse_loss(out, xb, reduction="sum") / xb[0].numel()
@@ -221,7 +243,14 @@ def train_model(name: str, data: Split, store: CheckpointStore, train_cfg: Train
           "reason": reason})
 
     x_train, y_train = data.train_x, (None if is_ae else data.train_y)
+    eval_sets = {"train": (x_train, y_train), "val": (data.val_x, None if is_ae else data.val_y),
+                 "test": (data.test_x, None if is_ae else data.test_y)}
+    features = {k: None for k in eval_sets}
     wall_this_run = 0.0
+    if not is_ae and model.frozen_encoder and start_epoch <= train_cfg.epochs:
+        t0 = time.perf_counter()
+        features = {k: frozen_features(model, x, train_cfg.eval_batch_size) for k, (x, _) in eval_sets.items()}
+        wall_this_run += time.perf_counter() - t0
     for epoch in range(start_epoch, train_cfg.epochs + 1):
         t0 = time.perf_counter()
         running = train_one_epoch(
@@ -229,9 +258,8 @@ def train_model(name: str, data: Split, store: CheckpointStore, train_cfg: Train
             on_batch=lambda b, n, e=epoch: emit({"type": "batch", "model": name, "epoch": e,
                                                  "epochs": train_cfg.epochs, "batch": b, "batches": n}))
         t1 = time.perf_counter()
-        tr = evaluate_split(model, x_train, y_train, train_cfg.eval_batch_size)
-        va = evaluate_split(model, data.val_x, None if is_ae else data.val_y, train_cfg.eval_batch_size)
-        te = evaluate_split(model, data.test_x, None if is_ae else data.test_y, train_cfg.eval_batch_size)
+        tr, va, te = (evaluate_split(model, x, y, train_cfg.eval_batch_size, features[k])
+                      for k, (x, y) in eval_sets.items())
         t2 = time.perf_counter()
         n_eval = len(x_train) + len(data.val_x) + len(data.test_x)
         record = {"epoch": epoch, "train_loss_running": running, "train_loss": tr["loss"],

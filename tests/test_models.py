@@ -38,3 +38,48 @@ def test_frozen_encoder_gets_no_gradient():
     model(torch.randn(4, 1, 28, 28)).sum().backward()
     assert all(p.grad is None for p in model.encoder.parameters())
     assert all(p.grad is not None for p in model.head.parameters() if p.requires_grad)
+
+
+def _reference_encoder(cfg: ModelConfig) -> torch.nn.Sequential:
+    """The reference's layer order (Conv -> ReLU -> MaxPool -> Dropout), with torch's own Dropout."""
+    from torch import nn
+    c1, c2, c3 = cfg.channels
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(cfg.dropout),
+        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(cfg.dropout),
+        nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU())
+
+
+def test_encoder_computes_the_reference_layer_order():
+    cfg = ModelConfig()
+    ours = Autoencoder(cfg).encoder
+    ref = _reference_encoder(cfg)
+    ref.load_state_dict(ours.net.state_dict())          # same parameter names: net.0, net.4, net.8
+    ours.eval(), ref.eval()
+    x = torch.randn(8, 1, 28, 28, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    out, out_ref = ours(x), ref(x_ref)
+    assert torch.allclose(out, out_ref, atol=1e-6)
+    g = torch.randn_like(out)
+    out.backward(g), out_ref.backward(g)
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-5)
+    for p, q in zip(ours.parameters(), ref.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-4)
+
+
+def test_dropout_drops_the_right_share_repeatably_and_passes_gradients():
+    from fmnist_core.models import Dropout
+    drop = Dropout(0.2).train()
+    x = torch.ones(100, 32, 14, 14).contiguous(memory_format=torch.channels_last).requires_grad_()
+    torch.manual_seed(0)
+    y = drop(x)
+    assert abs((y == 0).float().mean().item() - 0.2) < 0.005
+    assert set(y.unique().tolist()) == {0.0, 1.25}                  # kept values scaled by 1 / (1 - p)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    per_channel = (y == 0).float().mean((0, 2, 3))
+    assert per_channel.min() > 0.17 and per_channel.max() < 0.23     # no lane or layout bias
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())                          # d(x * mask)/dx = mask
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)                                  # seeded: repeatable, resumable
+    assert torch.equal(drop.eval()(x), x)

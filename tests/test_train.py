@@ -82,3 +82,18 @@ def test_only_one_run_trains_into_a_store(tmp_path, tiny_split):
         release.set()
         first.join()
     assert not is_training(store)
+
+
+def test_frozen_schemes_evaluate_from_cached_features_with_the_same_numbers(tiny_split):
+    from fmnist_core.config import ModelConfig
+    from fmnist_core.models import make_classifier
+    from fmnist_core.train import evaluate_split, frozen_features
+
+    model = make_classifier("frozen_random", ModelConfig(), None)
+    x, y = tiny_split.train_x[:700], tiny_split.train_y[:700]
+    whole = evaluate_split(model, x, y, batch_size=300)
+    feats = frozen_features(model, x, batch_size=300)
+    assert feats.shape == (700, 3136)
+    cached = evaluate_split(model, x, y, batch_size=300, features=feats)
+    assert cached["acc"] == whole["acc"]
+    assert cached["loss"] == pytest.approx(whole["loss"], rel=1e-5)
