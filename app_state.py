@@ -162,10 +162,10 @@ def test_probabilities(which: str = "last") -> dict[str, np.ndarray] | None:
 @st.cache_data(show_spinner="Reconstructing…", max_entries=64)
 def reconstructions(key: str, role: str, indices: tuple[int, ...]) -> np.ndarray:
     images, _ = test_arrays()
+    from fmnist_core.data import unscale
     from fmnist_core.evaluate import reconstruct
-    import torch
     rec = reconstruct(_autoencoder(key, role), torch.from_numpy(images[list(indices)]))
-    return ((rec[:, 0] + 1) / 2).clamp(0, 1).numpy()
+    return unscale(rec[:, 0]).numpy()
 
 
 @st.cache_resource(show_spinner="Computing the UMAP map of the test set (once per checkpoint)…", max_entries=4)

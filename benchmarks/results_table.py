@@ -1,11 +1,17 @@
 """The README's results table, from the checkpoint manifests, beside the published values.
 
-    .venv/bin/python benchmarks/results_table.py [--checkpoints DIR]
+    .venv/bin/python benchmarks/results_table.py [--checkpoints DIR] [--findings]
+
+With --findings it also prints, per classifier, how the curves behave (where the validation loss
+bottoms out, how far it climbs after, the train-test gap at the end) and the most confused class
+pairs on the test set (the models are evaluated: a few seconds on the CPU).
 
 Our "val" columns are the held-out 10,000 training images; the reference's validation set is the
 official test set, so its accuracy is compared with our test accuracy.
 """
 import argparse
+
+import numpy as np
 import sys
 from pathlib import Path
 
@@ -50,7 +56,37 @@ def table(store: CheckpointStore) -> str:
     return "\n".join(lines)
 
 
+def findings(store: CheckpointStore) -> str:
+    from fmnist_core import CLASS_NAMES, load_fashion_mnist
+    from fmnist_core.evaluate import most_confused_pairs, evaluate_store
+
+    report = evaluate_store(store, load_fashion_mnist())
+    lines = ["| model | val loss min (epoch) | val loss at end | rise after min | best val acc (epoch) "
+             "| train-test gap at end, pts | most confused on test (true → predicted, share of the row) |",
+             "|---|---|---|---|---|---|---|"]
+    for name in CLASSIFIERS:
+        m = store.manifest(name)
+        if m is None:
+            continue
+        h = m["history"]
+        low = min(h, key=lambda r: r["val_loss"])
+        best = max(h, key=lambda r: r["val_acc"])
+        end = h[-1]
+        pairs = most_confused_pairs(np.asarray(report[name]["confusion"]), 3)
+        confused = "; ".join(f"{CLASS_NAMES[t]} → {CLASS_NAMES[p]} {v:.3f}" for t, p, v in pairs)
+        lines.append(f"| {name} | {low['val_loss']:.4f} ({low['epoch']}) | {end['val_loss']:.4f} "
+                     f"| {end['val_loss'] - low['val_loss']:+.4f} | {best['val_acc']:.4f} ({best['epoch']}) "
+                     f"| {100 * (end['train_acc'] - end['test_acc']):.2f} | {confused} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoints", default=None)
-    print(table(CheckpointStore(ap.parse_args().checkpoints)))
+    ap.add_argument("--findings", action="store_true", help="also the curves' behaviour and the confused pairs")
+    args = ap.parse_args()
+    store = CheckpointStore(args.checkpoints)
+    print(table(store))
+    if args.findings:
+        print()
+        print(findings(store))

@@ -21,6 +21,8 @@ def test_shipped_classifier_reproduces_its_recorded_test_accuracy(name, fmnist):
     SHIPPED.verify(name)                          # every file matches its sha256
     assert m["data_fingerprint"].startswith(fmnist.fingerprint)
     assert m["train_config"]["subset"] is None    # trained on the full protocol's data
+    assert m["complete"] and len(m["history"]) == m["train_config"]["epochs"] == 50
+    assert "optim" not in m["roles"]              # finished: no resume state shipped
     last = SHIPPED.load_model(name, "last")
     r = classifier_report(last, fmnist.test_images, fmnist.test_labels)
     assert r["test_accuracy"] == pytest.approx(m["history"][-1]["test_acc"], abs=2e-4)
