@@ -147,16 +147,18 @@ def history(name: str) -> list[dict]:
 
 
 # ---- derived arrays (cached per checkpoint) --------------------------------------------------
-@st.cache_data(show_spinner="Classifying the test set…", max_entries=4)
-def _test_probabilities(key: str, which: str) -> dict[str, np.ndarray]:
+@st.cache_data(show_spinner="Classifying the test set (once per checkpoint)…", max_entries=4)
+def _test_predictions(key: str, which: str) -> dict[str, np.ndarray]:
+    from fmnist_core.evaluate import cached_predictions
     images, _ = test_arrays()
-    return _predictor(key, which).predict_proba(images)
+    return cached_predictions(store(), images, which)
 
 
-def test_probabilities(which: str = "last") -> dict[str, np.ndarray] | None:
+def test_predictions(which: str = "last") -> dict[str, np.ndarray] | None:
+    """Each classifier's predicted class for the 10,000 test images, or None after a message."""
     if predictor(which) is None or test_set() is None:
         return None
-    return _test_probabilities(stamp(), which)
+    return _test_predictions(stamp(), which)
 
 
 @st.cache_data(show_spinner="Reconstructing…", max_entries=64)

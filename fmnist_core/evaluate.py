@@ -74,3 +74,45 @@ def evaluate_store(store: CheckpointStore, data: FashionMNIST, which: str = "las
         else:
             results[name] = classifier_report(model, data.test_images, data.test_labels)
     return results
+
+
+def _predictions_path(store: CheckpointStore, images_u8: np.ndarray, which: str):
+    """Cache file named by the four classifiers' weights (sha256) and the images."""
+    import hashlib
+    h = hashlib.sha256(np.ascontiguousarray(images_u8).tobytes())
+    for name in CLASSIFIERS:
+        m = store.manifest(name)
+        if m is None or which not in m["roles"]:
+            raise CheckpointError(f"no {which} checkpoint of {name} in {store.root}")
+        h.update(m["files"][m["roles"][which]].encode())
+    return store.root / "cache" / f"predictions-{which}-{h.hexdigest()[:12]}.npz"
+
+
+def cached_predictions(store: CheckpointStore, images_u8: np.ndarray, which: str = "last") -> dict[str, np.ndarray]:
+    """Predicted class indices (N,) uint8 of each classifier, computed once per set of weights.
+
+    The result is kept as an npz (no pickles) in the store's cache folder, so the app's confusion page
+    does not classify the 10,000 test images again in every new server (about 20 s on one thread).
+    """
+    from .inference import Predictor
+    from .store import atomic_write
+
+    path = _predictions_path(store, images_u8, which)
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if all(f[name].shape == (len(images_u8),) for name in CLASSIFIERS):
+                    return {name: f[name].astype(np.int64) for name in CLASSIFIERS}
+        except (OSError, ValueError, KeyError):
+            pass                                  # a damaged cache is recomputed
+    predictor = Predictor.from_store(store, which=which, with_autoencoder=False)
+    batches = [predictor.predict(images_u8[i:i + 1000]) for i in range(0, len(images_u8), 1000)]
+    preds = {name: np.concatenate([b[name] for b in batches]) for name in CLASSIFIERS}
+    import io
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{name: p.astype(np.uint8) for name, p in preds.items()})
+    try:
+        atomic_write(path, buf.getvalue())
+    except OSError:
+        pass                                      # read-only store: computed again next time
+    return preds

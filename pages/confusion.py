@@ -26,13 +26,12 @@ def matrix_chart(conf: np.ndarray, name: str) -> alt.Chart:
 
 def confusion() -> None:
     st.title("Confusion matrices")
-    probs = app.test_probabilities()
-    if probs is None:
+    preds = app.test_predictions()
+    if preds is None:
         return
     images, labels = app.test_set()
     st.caption("Test set, last-epoch weights. Each row is normalized by its true class, so it sums to 1 "
                "and reads as P(predicted | true). Click a cell to see the images behind it.")
-    preds = {name: p.argmax(1) for name, p in probs.items()}
     cells: dict[str, tuple] = {}              # model -> (true, predicted) of its selected cell
     cols = st.columns(2)
     for i, name in enumerate(app.CLASSIFIERS):

@@ -28,3 +28,31 @@ def test_canvas_sketch_is_classified_by_all_four(trained_store):
     assert all(r["index"] == int(np.argmax(r["probabilities"])) for r in result.values())
     rec = predictor.reconstruct(pre.input[None])
     assert rec.shape == (1, 28, 28) and 0 <= rec.min() and rec.max() <= 1
+
+
+def test_test_set_predictions_are_cached_on_disk_per_weights(trained_store, fmnist, tmp_path, monkeypatch):
+    import shutil
+
+    import pytest
+
+    from fmnist_core import CheckpointStore
+    from fmnist_core.evaluate import cached_predictions
+    from fmnist_core.inference import Predictor
+
+    store = CheckpointStore(tmp_path / "ck")
+    shutil.copytree(trained_store.root, store.root)
+    images = fmnist.test_images[:300].numpy()
+    first = cached_predictions(store, images)
+    direct = Predictor.from_store(store, with_autoencoder=False).predict(images)
+    for name, p in direct.items():
+        assert np.array_equal(first[name], p)
+    files = list((store.root / "cache").glob("predictions-last-*.npz"))
+    assert len(files) == 1
+    # A second call reads the file: no model is loaded.
+    monkeypatch.setattr(Predictor, "from_store", classmethod(lambda *a, **k: pytest.fail("recomputed")))
+    again = cached_predictions(store, images)
+    assert all(np.array_equal(again[n], first[n]) for n in first)
+    # Other images, or a damaged cache file, are computed afresh.
+    monkeypatch.undo()
+    files[0].write_bytes(b"not an npz")
+    assert all(np.array_equal(cached_predictions(store, images)[n], first[n]) for n in first)
