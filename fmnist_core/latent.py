@@ -43,6 +43,10 @@ def enable_numba_cache() -> int:
         import umap
     except ImportError:
         return 0
+    import warnings
+    from numba.core.errors import NumbaWarning
+    # The few that cannot be cached (they hold ctypes pointers) say so once each; that is expected.
+    warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=NumbaWarning)
     enabled = 0
     for package in (umap, pynndescent):
         for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):

@@ -40,7 +40,7 @@ def test_test_set_predictions_are_cached_on_disk_per_weights(trained_store, fmni
     from fmnist_core.inference import Predictor
 
     store = CheckpointStore(tmp_path / "ck")
-    shutil.copytree(trained_store.root, store.root)
+    shutil.copytree(trained_store.root, store.root, ignore=shutil.ignore_patterns("cache"))   # app tests fill it
     images = fmnist.test_images[:300].numpy()
     first = cached_predictions(store, images)
     direct = Predictor.from_store(store, with_autoencoder=False).predict(images)
