@@ -85,7 +85,7 @@ def test_upload_is_classified_by_all_four(server, page, fmnist, tmp_path):
     page.goto(f"{server}/classify")
     page.get_by_role("tab", name="Upload").click()
     page.locator("input[type=file]").set_input_files(str(img))
-    page.get_by_text("Four classifiers").wait_for(timeout=90_000)
+    page.get_by_text("Four classifiers", exact=True).wait_for(timeout=90_000)
     for name in ("scratch", "finetune", "frozen_random", "frozen_pretrained"):
         page.locator("[data-testid='stMetric']", has_text=name).first.wait_for(timeout=60_000)
     assert page.locator("[data-testid='stMetric']").count() == 4
@@ -156,4 +156,24 @@ def test_map_clicks_pick_both_garments(server, page):
             timeout=60_000)
         _wait_idle(page)
     assert page.get_by_label("garment A (test index)").input_value() != page.get_by_label("garment B (test index)").input_value()
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_a_sketch_drawn_on_the_canvas_is_classified_by_all_four(server, page):
+    page.goto(f"{server}/classify")
+    page.get_by_text("Draw something or upload").wait_for(timeout=90_000)
+    # The canvas component lives in a shadow root (Playwright's locators pierce it); its top canvas
+    # takes the strokes. Draw a pair of trousers with the mouse, as a user would.
+    canvas = page.locator("[data-testid='stBidiComponentIsolated'] canvas").last
+    canvas.wait_for(timeout=60_000)
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 100, box["y"] + 40)
+    page.mouse.down()
+    for dx, dy in ((180, 40), (180, 250), (150, 250), (140, 90), (130, 250), (100, 250), (100, 40)):
+        page.mouse.move(box["x"] + dx, box["y"] + dy, steps=8)
+    page.mouse.up()
+    page.get_by_text("Four classifiers", exact=True).wait_for(timeout=90_000)
+    for name in ("scratch", "finetune", "frozen_random", "frozen_pretrained"):
+        page.locator("[data-testid='stMetric']", has_text=name).first.wait_for(timeout=60_000)
+    assert page.get_by_text("What the models see").count() == 1
     assert page.locator("[data-testid='stException']").count() == 0
