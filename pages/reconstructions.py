@@ -36,13 +36,12 @@ def reconstructions() -> None:
     snaps = sorted(r for r in m["roles"] if r.startswith("snap.")) if m else []
     if snaps:
         st.subheader("The same images over training")
-        rows = [originals]
-        names = ["original"]
-        for role in snaps:
-            rows.append(app.reconstructions(key, role, indices))
-            names.append(f"epoch {int(role.split('.e')[1])}")
-        st.image(app.tile(np.concatenate(rows), cols=len(indices), scale=2),
-                 caption="Rows from top: " + ", ".join(names))
+        rows = [("original", originals)] + [(f"epoch {int(role.split('.e')[1])}", app.reconstructions(key, role, indices))
+                                            for role in snaps]
+        for name, row in rows:
+            label, strip = st.columns([1, 9], vertical_alignment="center")
+            label.markdown(f"**{name}**")
+            strip.image(app.tile(row, cols=len(indices), scale=2))
 
 
 reconstructions()
