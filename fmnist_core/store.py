@@ -146,23 +146,27 @@ class CheckpointStore:
         m = self.manifest(name)
         if m is None:
             raise CheckpointError(f"no checkpoint for {name} in {self.root}; run `python -m fmnist_core train`")
+        return self._build(name, m, self.read_file(name, which, m)).to(device).eval()
+
+    def _build(self, name: str, m: dict, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+        """The model the manifest's config describes, holding `state`; refused where they do not fit."""
         model = build(m["kind"], ModelConfig.from_dict(m["model_config"]))
-        state = self.read_file(name, which, m)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as e:
             raise CheckpointError(f"{self.model_dir(name)}: the weights do not fit the architecture in this "
                                   f"code ({str(e).splitlines()[0]}); retrain {name}") from e
-        return model.to(device).eval()
+        return model
 
     def verify(self, name: str) -> dict:
-        """Check every file of a model against its manifest; returns the manifest."""
+        """Check every file of a model against its manifest, and that its weights fit; returns the manifest."""
         m = self.manifest(name)
         if m is None:
             raise CheckpointError(f"no checkpoint for {name} in {self.root}")
         for role in m["roles"]:
-            self.read_file(name, role, m)
-        self.load_model(name, "last")
+            state = self.read_file(name, role, m)
+            if role != "optim":
+                self._build(name, m, state)
         return m
 
     def status(self) -> dict[str, dict]:
