@@ -1,6 +1,9 @@
 """Test-set evaluation: accuracy, loss, reconstruction MSE, row-normalized confusion matrices."""
 from __future__ import annotations
 
+import hashlib
+import io
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -8,7 +11,7 @@ from sklearn.metrics import confusion_matrix
 
 from .config import AUTOENCODER, CLASSIFIERS
 from .data import FashionMNIST, scale
-from .store import CheckpointError, CheckpointStore
+from .store import CheckpointError, CheckpointStore, atomic_write
 
 
 @torch.inference_mode()
@@ -78,7 +81,6 @@ def evaluate_store(store: CheckpointStore, data: FashionMNIST, which: str = "las
 
 def _predictions_path(store: CheckpointStore, images_u8: np.ndarray, which: str):
     """Cache file named by the four classifiers' weights (sha256) and the images."""
-    import hashlib
     h = hashlib.sha256(np.ascontiguousarray(images_u8).tobytes())
     for name in CLASSIFIERS:
         m = store.manifest(name)
@@ -94,9 +96,6 @@ def cached_predictions(store: CheckpointStore, images_u8: np.ndarray, which: str
     The result is kept as an npz (no pickles) in the store's cache folder, so the app's confusion page
     does not classify the 10,000 test images again in every new server (about 20 s on one thread).
     """
-    from .inference import Predictor
-    from .store import atomic_write
-
     path = _predictions_path(store, images_u8, which)
     if path.is_file():
         try:
@@ -105,10 +104,8 @@ def cached_predictions(store: CheckpointStore, images_u8: np.ndarray, which: str
                     return {name: f[name].astype(np.int64) for name in CLASSIFIERS}
         except (OSError, ValueError, KeyError):
             pass                                  # a damaged cache is recomputed
-    predictor = Predictor.from_store(store, which=which, with_autoencoder=False)
-    batches = [predictor.predict(images_u8[i:i + 1000]) for i in range(0, len(images_u8), 1000)]
-    preds = {name: np.concatenate([b[name] for b in batches]) for name in CLASSIFIERS}
-    import io
+    images = torch.from_numpy(np.ascontiguousarray(images_u8))
+    preds = {name: predict_logits(store.load_model(name, which), images).argmax(1).numpy() for name in CLASSIFIERS}
     buf = io.BytesIO()
     np.savez_compressed(buf, **{name: p.astype(np.uint8) for name, p in preds.items()})
     try:

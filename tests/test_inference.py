@@ -49,7 +49,7 @@ def test_test_set_predictions_are_cached_on_disk_per_weights(trained_store, fmni
     files = list((store.root / "cache").glob("predictions-last-*.npz"))
     assert len(files) == 1
     # A second call reads the file: no model is loaded.
-    monkeypatch.setattr(Predictor, "from_store", classmethod(lambda *a, **k: pytest.fail("recomputed")))
+    monkeypatch.setattr(CheckpointStore, "load_model", lambda *a, **k: pytest.fail("recomputed"))
     again = cached_predictions(store, images)
     assert all(np.array_equal(again[n], first[n]) for n in first)
     # Other images, or a damaged cache file, are computed afresh.
