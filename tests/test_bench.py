@@ -25,4 +25,16 @@ def test_a_tiny_benchmark_reports_positive_figures():
     assert e["speedup"] > 0 and r["speedup"] == e["speedup"]
     assert e["peak_gflops"] > 0 and e["train_gflops"] > 0 and 0 < e["share_of_peak"]
     assert 36 < e["train_mflop_per_image"] < 37 and 12 < e["eval_mflop_per_image"] < 12.2
-    assert "finetune" in r["summary"]
+    # The bound: the epoch's counted work (50,000 trained + 70,000 evaluated images) at the peak.
+    work_gflop = (50_000 * e["train_mflop_per_image"] + 70_000 * e["eval_mflop_per_image"]) / 1e3
+    assert math.isclose(e["epoch_s_at_peak"], work_gflop / e["peak_gflops"], rel_tol=0.01)
+    assert math.isclose(e["speedup_at_peak"], e["reference"]["epoch_s"] / e["epoch_s_at_peak"], rel_tol=0.02)
+    assert math.isclose(e["epoch_share_of_peak"], e["epoch_s_at_peak"] / e["ours"]["epoch_s"], rel_tol=0.02)
+    assert "finetune" in r["summary"] and "the most any float32 loop gains here" in r["summary"]
+
+
+def test_the_peak_bound_is_left_out_where_a_frozen_encoder_skips_work():
+    r = run_benchmark(device="cpu", batches=2, models=("frozen_random",), reference=False)
+    e = r["models"]["frozen_random"]
+    assert e["epoch_s_at_peak"] is None and e["speedup_at_peak"] is None
+    assert "the most any float32 loop gains here" not in r["summary"]
