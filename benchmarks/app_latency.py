@@ -9,12 +9,8 @@ until its title is shown and Streamlit reports the run finished.
 """
 import argparse
 import json
-import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +22,7 @@ sys.path.insert(0, str(ROOT))
 from fmnist_core import CheckpointStore  # noqa: E402
 from fmnist_core.inference import Predictor  # noqa: E402
 from fmnist_core.preprocess import preprocess  # noqa: E402
-
-PAGES = {"": "Fashion-MNIST representation explorer", "training": "Training",
-         "reconstructions": "Reconstructions", "latent_space": "Latent space",
-         "confusion": "Confusion matrices", "classify": "Classify your own garment"}
+from benchmarks.app_server import PAGES, chromium_page, serve_app, wait_until_rendered  # noqa: E402
 
 
 def sketch() -> np.ndarray:
@@ -58,41 +51,15 @@ def sketch_latency(store: CheckpointStore, runs: int = 30) -> dict:
 
 
 def page_latency(store: CheckpointStore) -> dict:
-    from playwright.sync_api import sync_playwright
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, FMNIST_CHECKPOINTS=str(store.root))
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-                             "--server.headless", "true", "--server.port", str(port),
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        out = {}
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            done = "!document.querySelector('[data-testid=\"stStatusWidget\"]')"
-            for visit in ("first", "again"):
-                for path, title in PAGES.items():
-                    t0 = time.perf_counter()
-                    page.goto(f"{url}/{path}")
-                    page.get_by_role("heading", name=title).first.wait_for(timeout=180_000)
-                    page.wait_for_function(done, timeout=180_000)
-                    out.setdefault(path or "overview", {})[visit] = round(time.perf_counter() - t0, 2)
-            browser.close()
-        return out
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    out = {}
+    with serve_app(store.root, start_timeout_s=120) as url, chromium_page() as page:
+        for visit in ("first", "again"):
+            for path, title in PAGES.items():
+                t0 = time.perf_counter()
+                page.goto(f"{url}/{path}")
+                wait_until_rendered(page, title, timeout_ms=180_000)
+                out.setdefault(path or "overview", {})[visit] = round(time.perf_counter() - t0, 2)
+    return out
 
 
 if __name__ == "__main__":

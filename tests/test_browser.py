@@ -1,75 +1,36 @@
 """End to end: the real server in headless Chromium (Debian's `chromium`), every page, and an upload."""
 import io
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from benchmarks.app_server import CHROMIUM, PAGES, RUN_FINISHED, chromium_page, serve_app, wait_until_rendered
+
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Debian's chromium is not installed (scripts/test.sh installs it)")
 
 # A deep link first: on a fresh server it must still go through the router (app_state._use_the_router).
-PAGES = {"confusion": "Confusion matrices", "": "Fashion-MNIST representation explorer", "training": "Training",
-         "reconstructions": "Reconstructions", "latent_space": "Latent space",
-         "classify": "Classify your own garment"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+DEEP_LINK_FIRST = ["confusion"] + [path for path in PAGES if path != "confusion"]
 
 
 @pytest.fixture(scope="module")
 def server(trained_store):
-    port = _free_port()
-    env = dict(os.environ, FMNIST_CHECKPOINTS=str(trained_store.root))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with serve_app(trained_store.root) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with chromium_page() as pg:
         yield pg
-        browser.close()
 
 
 def test_every_page_renders_its_main_element(server, page):
-    for path, title in PAGES.items():
+    for path in DEEP_LINK_FIRST:
         page.goto(f"{server}/{path}")
-        page.get_by_role("heading", name=title).first.wait_for(timeout=90_000)
-        page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
+        wait_until_rendered(page, PAGES[path])
         assert page.locator("[data-testid='stException']").count() == 0, path
         # The router's navigation (titles, not the pages/ folder's file names) and no widget warnings.
         page.locator("[data-testid='stSidebarNav']").get_by_text("Latent space").wait_for(timeout=10_000)
@@ -96,7 +57,7 @@ def test_upload_is_classified_by_all_four(server, page, fmnist, tmp_path):
 
 def _wait_idle(page) -> None:
     page.wait_for_timeout(300)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
+    page.wait_for_function(RUN_FINISHED, timeout=90_000)
 
 
 def _click_mark(page, mark) -> None:
