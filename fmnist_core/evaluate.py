@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 
 import numpy as np
 import torch
@@ -11,7 +10,7 @@ from sklearn.metrics import confusion_matrix
 
 from .config import AUTOENCODER, CLASSIFIERS
 from .data import FashionMNIST, scale
-from .store import CheckpointError, CheckpointStore, atomic_write
+from .store import CheckpointError, CheckpointStore, cached_arrays
 
 
 @torch.inference_mode()
@@ -96,20 +95,13 @@ def cached_predictions(store: CheckpointStore, images_u8: np.ndarray, which: str
     The result is kept as an npz (no pickles) in the store's cache folder, so the app's confusion page
     does not classify the 10,000 test images again in every new server (about 20 s on one thread).
     """
-    path = _predictions_path(store, images_u8, which)
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                if all(f[name].shape == (len(images_u8),) for name in CLASSIFIERS):
-                    return {name: f[name].astype(np.int64) for name in CLASSIFIERS}
-        except (OSError, ValueError, KeyError):
-            pass                                  # a damaged cache is recomputed
-    images = torch.from_numpy(np.ascontiguousarray(images_u8))
-    preds = {name: predict_logits(store.load_model(name, which), images).argmax(1).numpy() for name in CLASSIFIERS}
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **{name: p.astype(np.uint8) for name, p in preds.items()})
-    try:
-        atomic_write(path, buf.getvalue())
-    except OSError:
-        pass                                      # read-only store: computed again next time
-    return preds
+    n = len(images_u8)
+
+    def predict() -> dict[str, np.ndarray]:
+        images = torch.from_numpy(np.ascontiguousarray(images_u8))
+        return {name: predict_logits(store.load_model(name, which), images).argmax(1).numpy().astype(np.uint8)
+                for name in CLASSIFIERS}
+
+    arrays = cached_arrays(_predictions_path(store, images_u8, which), predict,
+                           lambda a: all(name in a and a[name].shape == (n,) for name in CLASSIFIERS))
+    return {name: arrays[name].astype(np.int64) for name in CLASSIFIERS}

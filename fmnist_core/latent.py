@@ -15,7 +15,7 @@ import torch
 
 from .config import AUTOENCODER, PIXEL_MEAN, PIXEL_STD
 from .inference import to_model_input
-from .store import CheckpointStore, atomic_write
+from .store import CheckpointStore, cached_arrays
 
 PCA_DIMS = 50          # UMAP runs on a PCA reduction of the 3,136-d codes: same map, far faster
 NEIGHBOURS = 15
@@ -138,19 +138,22 @@ class LatentMap:
         w = 1 / dist
         return ((self.coords[idx] * w[..., None]).sum(1) / w.sum(1, keepdims=True)).astype(np.float32)
 
-    def save(self, path: Path) -> None:
-        import io
-        buf = io.BytesIO()
-        np.savez_compressed(buf, coords=self.coords, pca_mean=self.pca_mean,
-                            pca_components=self.pca_components, reduced=self.reduced.astype(np.float16),
-                            labels=self.labels.astype(np.uint8), seconds=np.float32(self.seconds))
-        atomic_write(path, buf.getvalue())
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """As stored in the cache (the PCA codes as float16: they only pick neighbours)."""
+        return {"coords": self.coords, "pca_mean": self.pca_mean, "pca_components": self.pca_components,
+                "reduced": self.reduced.astype(np.float16), "labels": self.labels.astype(np.uint8),
+                "seconds": np.float32(self.seconds)}
 
     @classmethod
-    def load(cls, path: Path) -> "LatentMap":
-        with np.load(path, allow_pickle=False) as f:
-            return cls(f["coords"], f["pca_mean"], f["pca_components"], f["reduced"].astype(np.float32),
-                       f["labels"].astype(np.int64), float(f["seconds"]))
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> "LatentMap":
+        return cls(a["coords"], a["pca_mean"], a["pca_components"], a["reduced"].astype(np.float32),
+                   a["labels"].astype(np.int64), float(a["seconds"]))
+
+    @staticmethod
+    def arrays_are_valid(a: dict[str, np.ndarray]) -> bool:
+        n = len(a.get("coords", ()))
+        return (set(a) >= {"coords", "pca_mean", "pca_components", "reduced", "labels", "seconds"}
+                and a["coords"].shape == (n, 2) and len(a["reduced"]) == n == len(a["labels"]))
 
 
 def map_path(store: CheckpointStore, which: str = "last") -> Path:
@@ -165,15 +168,7 @@ def map_path(store: CheckpointStore, which: str = "last") -> Path:
 def latent_map(store: CheckpointStore, autoencoder: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
                which: str = "last") -> LatentMap:
     """The cached map if present, else fit it on these images' codes and cache it."""
-    path = map_path(store, which)
-    if path.is_file():
-        try:
-            return LatentMap.load(path)
-        except (OSError, ValueError, KeyError):
-            pass                                  # a damaged cache is recomputed
-    lmap = LatentMap.fit(encode(autoencoder, images), labels)
-    try:
-        lmap.save(path)
-    except OSError:
-        pass                                      # read-only store: the map still works this time
-    return lmap
+    arrays = cached_arrays(map_path(store, which),
+                           lambda: LatentMap.fit(encode(autoencoder, images), labels).to_arrays(),
+                           LatentMap.arrays_are_valid)
+    return LatentMap.from_arrays(arrays)

@@ -16,13 +16,17 @@ previous manifest pointing at complete files. Files no manifest names are remove
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import secrets
 import tempfile
 import time
+import zipfile
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
@@ -60,6 +64,32 @@ def atomic_write(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def cached_arrays(path: Path, compute: Callable[[], dict[str, np.ndarray]],
+                  valid: Callable[[dict[str, np.ndarray]], bool] = lambda arrays: True) -> dict[str, np.ndarray]:
+    """The arrays of the npz cache file `path`, else `compute()`'s, written there atomically.
+
+    A missing, damaged or not `valid` file is computed again; a read-only folder only loses the cache.
+    npz without pickles, so a cache file from elsewhere cannot run code. What is returned is what
+    the file holds (dtypes included), computed or read.
+    """
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+            if valid(arrays):
+                return arrays
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):   # damaged: compute again
+            pass
+    arrays = {k: np.asarray(v) for k, v in compute().items()}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    try:
+        atomic_write(path, buf.getvalue())
+    except OSError:
+        pass                              # read-only store: computed again next time
+    return arrays
 
 
 def check_writable(root: Path) -> None:

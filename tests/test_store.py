@@ -2,11 +2,12 @@ import json
 import os
 import stat
 
+import numpy as np
 import pytest
 import torch
 
 from fmnist_core import CheckpointError, CheckpointStore
-from fmnist_core.store import atomic_write, check_writable
+from fmnist_core.store import atomic_write, cached_arrays, check_writable
 
 
 def test_round_trip_rebuilds_the_model_from_its_manifest(trained_store):
@@ -95,3 +96,25 @@ def test_unwritable_location_gives_a_clear_error(tmp_path):
     blocker.write_text("x")   # a file where the folder should be: fails for root too
     with pytest.raises(CheckpointError, match="cannot write checkpoints"):
         check_writable(blocker / "checkpoints")
+
+
+def test_cached_arrays_compute_once_recompute_damage_and_survive_an_unwritable_folder(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"a": np.arange(5, dtype=np.uint8)}
+
+    path = tmp_path / "cache" / "x.npz"
+    first = cached_arrays(path, compute)
+    again = cached_arrays(path, compute)
+    assert len(calls) == 1 and np.array_equal(first["a"], again["a"]) and again["a"].dtype == np.uint8
+    # Arrays the caller finds wrong, and a damaged file, are computed again (and rewritten).
+    cached_arrays(path, compute, valid=lambda arrays: len(arrays["a"]) == 6)
+    path.write_bytes(path.read_bytes()[:20])
+    assert np.array_equal(cached_arrays(path, compute)["a"], np.arange(5)) and len(calls) == 3
+    assert np.array_equal(cached_arrays(path, compute)["a"], np.arange(5)) and len(calls) == 3
+    # Where the cache cannot be written (a file where its folder should be), the arrays still come back.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    assert np.array_equal(cached_arrays(blocker / "x.npz", compute)["a"], np.arange(5)) and len(calls) == 4
