@@ -151,12 +151,12 @@ def history(name: str) -> list[dict]:
 def _test_predictions(key: str, which: str) -> dict[str, np.ndarray]:
     from fmnist_core.evaluate import cached_predictions
     images, _ = test_arrays()
-    return cached_predictions(store(), images, which)
+    return cached_predictions(store(), images, which, _predictor(key, which).classifiers)
 
 
 def test_predictions(which: str = "last") -> dict[str, np.ndarray] | None:
     """Each classifier's predicted class for the 10,000 test images, or None after a message."""
-    if predictor(which) is None or test_set() is None:
+    if predictor(which) is None or test_set() is None:      # the guard; it also loads the models once
         return None
     return _test_predictions(stamp(), which)
 

@@ -89,17 +89,20 @@ def _predictions_path(store: CheckpointStore, images_u8: np.ndarray, which: str)
     return store.root / "cache" / f"predictions-{which}-{h.hexdigest()[:12]}.npz"
 
 
-def cached_predictions(store: CheckpointStore, images_u8: np.ndarray, which: str = "last") -> dict[str, np.ndarray]:
-    """Predicted class indices (N,) uint8 of each classifier, computed once per set of weights.
+def cached_predictions(store: CheckpointStore, images_u8: np.ndarray, which: str = "last",
+                       classifiers: dict[str, torch.nn.Module] | None = None) -> dict[str, np.ndarray]:
+    """Predicted class indices (N,) of each classifier, computed once per set of weights.
 
     The result is kept as an npz (no pickles) in the store's cache folder, so the app's confusion page
     does not classify the 10,000 test images again in every new server (about 20 s on one thread).
+    `classifiers`: the store's `which` models where the caller has them loaded already.
     """
     n = len(images_u8)
 
     def predict() -> dict[str, np.ndarray]:
         images = torch.from_numpy(np.ascontiguousarray(images_u8))
-        return {name: predict_logits(store.load_model(name, which), images).argmax(1).numpy().astype(np.uint8)
+        models = classifiers or {name: store.load_model(name, which) for name in CLASSIFIERS}
+        return {name: predict_logits(models[name], images).argmax(1).numpy().astype(np.uint8)
                 for name in CLASSIFIERS}
 
     arrays = cached_arrays(_predictions_path(store, images_u8, which), predict,

@@ -56,3 +56,8 @@ def test_test_set_predictions_are_cached_on_disk_per_weights(trained_store, fmni
     monkeypatch.undo()
     files[0].write_bytes(b"not an npz")
     assert all(np.array_equal(cached_predictions(store, images)[n], first[n]) for n in first)
+    # Models the caller has loaded already are used instead of loading them again.
+    files[0].unlink()
+    loaded = Predictor.from_store(store, with_autoencoder=False).classifiers
+    monkeypatch.setattr(CheckpointStore, "load_model", lambda *a, **k: pytest.fail("loaded again"))
+    assert all(np.array_equal(cached_predictions(store, images, classifiers=loaded)[n], first[n]) for n in first)
