@@ -42,8 +42,8 @@ from .config import CLASSIFIERS, ModelConfig, TrainConfig
 from .data import FILES, _find_file, load_fashion_mnist, split
 from . import train as train_module
 from .models import Encoder, make_classifier
-from .train import (_device_name, _prepare, evaluate_split, frozen_features, resolve_device, train_one_epoch,
-                    tune_cpu_allocator)
+from .train import (_device_name, _prepare, evaluate_split, frozen_features, make_optimizer, resolve_device,
+                    train_one_epoch, tune_cpu_allocator)
 
 REFERENCE_BATCH = 100
 WARMUP_BATCHES = 3
@@ -263,8 +263,7 @@ def _time_ours(name, cfg, train_cfg: TrainConfig, data, n_batches: int, piece_ba
                pieces: list[tuple[int, int, int]], eval_bs: int) -> dict:
     device = data.train_x.device
     model = _prepare(_bench_model(name, cfg, seed=1), device)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train_cfg.lr,
-                                 fused=device.type == "cuda")
+    optimizer = make_optimizer(model, train_cfg)
     bs = train_cfg.batch_size
     n_train = n_batches * bs
     sets = ((data.train_x, data.train_y), (data.val_x, data.val_y), (data.test_x, data.test_y))

@@ -76,6 +76,30 @@ def _prepare(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return model.to(device=device, memory_format=torch.channels_last)
 
 
+def make_optimizer(model: torch.nn.Module, train_cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam over the parameters that train (a frozen encoder's are left out).
+
+    The fused kernel does the whole update in one pass over each tensor: on the 2-core CPU that made
+    training 3-5% faster than the default per-parameter loop (bench); on CUDA it avoids a launch per op.
+    The same update rule, so checkpoints from either resume with the other.
+    """
+    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train_cfg.lr, fused=True)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """`optimizer.load_state_dict`, with each moment laid out in memory like its parameter.
+
+    Stored moments come back contiguous while the convolution weights are channels-last; the fused
+    kernel walks parameter, gradient and moments as flat arrays, so mismatched layouts would pair
+    the wrong elements (tests/test_train checks a resumed run against an uninterrupted one).
+    """
+    optimizer.load_state_dict(state)
+    for param, param_state in optimizer.state.items():
+        for key, value in param_state.items():
+            if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                param_state[key] = torch.empty_like(param).copy_(value)
+
+
 def _batch(images_u8: torch.Tensor) -> torch.Tensor:
     return scale(images_u8).contiguous(memory_format=torch.channels_last)
 
@@ -227,15 +251,14 @@ def train_model(name: str, data: Split, store: CheckpointStore, train_cfg: Train
     model = _prepare(model, device)
     if device.type == "cpu":
         tune_cpu_allocator()
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train_cfg.lr,
-                                 fused=device.type == "cuda")
+    optimizer = make_optimizer(model, train_cfg)
     history: list[dict] = []
     best_epoch = 0
     wall_before = 0.0
     if resume is not None:
         model.load_state_dict(store.read_file(name, "last", resume))
-        optimizer.load_state_dict(optimizer_from_tensors(store.read_file(name, "optim", resume),
-                                                         resume["optimizer"]))
+        load_optimizer_state(optimizer, optimizer_from_tensors(store.read_file(name, "optim", resume),
+                                                               resume["optimizer"]))
         history = list(resume["history"])
         best_epoch = resume["best_epoch"]
         wall_before = resume["provenance"].get("wall_time_s", 0.0)
