@@ -79,8 +79,9 @@ def _prepare(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 def make_optimizer(model: torch.nn.Module, train_cfg: TrainConfig) -> torch.optim.Adam:
     """Adam over the parameters that train (a frozen encoder's are left out).
 
-    The fused kernel does the whole update in one pass over each tensor: on the 2-core CPU that made
-    training 3-5% faster than the default per-parameter loop (bench); on CUDA it avoids a launch per op.
+    The fused kernel does the whole update in one pass over each tensor: on the 2-core CPU training
+    ran 2-3% faster than with the default loop (benchmarks/profile_training.py --variants); on CUDA
+    it avoids a kernel launch per operation.
     The same update rule, so checkpoints from either resume with the other.
     """
     return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train_cfg.lr, fused=True)

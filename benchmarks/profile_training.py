@@ -1,0 +1,146 @@
+"""Where a training step and an evaluation batch spend their time, and what the tried options gain.
+
+    .venv/bin/python benchmarks/profile_training.py [--model finetune] [--variants] [--compile]
+
+Prints, on the real data (our loop, as `train` runs it):
+  - an evaluation batch (1,000 images) layer by layer, wall-clock ms and GFLOP/s of each layer;
+  - a training step (batch 100) by operator and input shape from torch.profiler, in ms per step,
+    beside the step's unprofiled time (the profiler inflates some operators: on this machine the
+    first convolution shows several times its wall-clock time);
+  - with --variants, training images/s with Adam's default loop, `foreach` and `fused`
+    (what train.make_optimizer chose), each timed twice in alternation;
+  - with --compile, torch.compile's compile time and its training images/s (needs a C++ compiler).
+Run it on an otherwise idle machine.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fmnist_core import TrainConfig, load_fashion_mnist, split  # noqa: E402
+from fmnist_core.bench import _bench_model, layer_macs, matmul_peak  # noqa: E402
+from fmnist_core.config import ModelConfig  # noqa: E402
+from fmnist_core import train  # noqa: E402
+
+
+def _model(name: str) -> torch.nn.Module:
+    return train._prepare(_bench_model(name, ModelConfig(), seed=1), torch.device("cpu"))
+
+
+def op_table(fn, repeats: int, rows: int = 14) -> str:
+    """The top operators of `fn` by self time (torch.profiler), ms per call of `fn`."""
+    for _ in range(3):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    wall_ms = (time.perf_counter() - t0) / repeats * 1e3
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(repeats):
+            fn()
+    events = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    lines = [f"{'ms':>7} {'share':>6}  operator, input shapes"]
+    for e in events[:rows]:
+        shapes = ", ".join(str(s) for s in e.input_shapes[:2] if s)
+        lines.append(f"{e.self_cpu_time_total / 1e3 / repeats:7.2f} {100 * e.self_cpu_time_total / total:5.1f}%"
+                     f"  {e.key} {shapes}")
+    lines.append(f"{total / 1e3 / repeats:7.2f} ms per call profiled; {wall_ms:.2f} ms unprofiled")
+    return "\n".join(lines)
+
+
+@torch.inference_mode()
+def layer_table(model: torch.nn.Module, xb: torch.Tensor, repeats: int = 20) -> str:
+    """Wall-clock ms of each layer of the classifier's forward pass on `xb`, with GFLOP/s."""
+    layers = list(model.encoder.net) + list(model.head)
+    macs = {name: m for name, m, _ in layer_macs(model)}
+    names = {module: name for name, module in model.named_modules()}
+    lines = [f"{'ms':>7}  layer"]
+    h, total = xb, 0.0
+    for layer in layers:
+        for _ in range(3):
+            out = layer(h)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            out = layer(h)
+        ms = (time.perf_counter() - t0) / repeats * 1e3
+        total += ms
+        mac = macs.get(names[layer])
+        rate = f"  ({2 * mac * len(xb) / (ms / 1e3) / 1e9:.0f} GFLOP/s)" if mac else ""
+        lines.append(f"{ms:7.2f}  {names[layer]} {layer}{rate}")
+        h = out
+    lines.append(f"{total:7.2f} ms in all")
+    return "\n".join(lines)
+
+
+def train_rate(model, optimizer, x, y, images: int = 6000) -> float:
+    train.train_one_epoch(model, optimizer, x[images:images + 1000], y[images:images + 1000], 100, 0, 0)
+    t0 = time.perf_counter()
+    train.train_one_epoch(model, optimizer, x[:images], y[:images], 100, 0, 1)
+    return images / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="finetune")
+    p.add_argument("--variants", action="store_true", help="time Adam's three implementations")
+    p.add_argument("--compile", action="store_true", help="time torch.compile of the model")
+    p.add_argument("--data", default=None)
+    args = p.parse_args(argv)
+
+    train.tune_cpu_allocator()
+    cfg = TrainConfig()
+    data = split(load_fashion_mnist(args.data), cfg.val_size, None, cfg.seed)
+    x, y = data.train_x[:8000], data.train_y[:8000]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, model {args.model}")
+
+    model = _model(args.model)
+    optimizer = train.make_optimizer(model, cfg)
+    batch = [0]
+
+    def step():
+        idx = torch.arange(batch[0] * 100, batch[0] * 100 + 100)
+        batch[0] = (batch[0] + 1) % 70
+        xb = train._batch(x[idx])
+        loss = torch.nn.functional.cross_entropy(model(xb), y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    print(f"measured float32 matmul peak: {matmul_peak(torch.device('cpu'))['peak_gflops']:.0f} GFLOP/s")
+    model.eval()
+    print("\nevaluation batch, 1,000 images, layer by layer:\n" + layer_table(model, train._batch(x[:1000])))
+    model.train()
+    print("\ntraining step, batch 100, by operator:\n" + op_table(step, 30))
+
+    if args.variants:
+        print("\nAdam, training images/s (two rounds):")
+        for round_ in (1, 2):
+            for label, kw in (("default", {}), ("foreach", {"foreach": True}), ("fused", {"fused": True})):
+                torch.manual_seed(1)
+                m = _model(args.model)
+                opt = torch.optim.Adam([q for q in m.parameters() if q.requires_grad], lr=cfg.lr, **kw)
+                print(f"  round {round_} {label:>8}: {train_rate(m, opt, x, y):.0f}", flush=True)
+    if args.compile:
+        torch.manual_seed(1)
+        m = _model(args.model)
+        compiled = torch.compile(m)
+        opt = train.make_optimizer(m, cfg)
+        t0 = time.perf_counter()
+        train.train_one_epoch(compiled, opt, x[:100], y[:100], 100, 0, 0)
+        print(f"\ntorch.compile: first step (compiling) {time.perf_counter() - t0:.1f} s")
+        print(f"torch.compile: {train_rate(compiled, opt, x, y):.0f} training images/s; "
+              f"eager: {train_rate(m, train.make_optimizer(m, cfg), x, y):.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
