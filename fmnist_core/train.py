@@ -80,7 +80,7 @@ def make_optimizer(model: torch.nn.Module, train_cfg: TrainConfig) -> torch.opti
     """Adam over the parameters that train (a frozen encoder's are left out).
 
     The fused kernel does the whole update in one pass over each tensor: on the 2-core CPU training
-    ran 2-3% faster than with the default loop (benchmarks/profile_training.py --variants); on CUDA
+    ran 1-6% faster than with the default loop (benchmarks/profile_training.py --variants); on CUDA
     it avoids a kernel launch per operation.
     The same update rule, so checkpoints from either resume with the other.
     """
