@@ -5,9 +5,10 @@ The data stay on the training device as uint8 tensors; a batch is an index into 
 validation and test sets in eval mode, and is written to the checkpoint store before the next one
 starts, so a run stopped at any moment resumes from its last finished epoch.
 
-Measured (`benchmarks/bench_training.py`, see README): on a 2-core CI machine (fp32 peak ~200 GFLOP/s)
-a `finetune` epoch with its evaluations takes 18-21 s against 41-45 s for the reference tutorial loop
-(2.0-2.5x over four runs; training at 56-73% of peak); a frozen scheme's 8.6 s against 35-38 s (4.1-4.5x).
+Measured (`benchmarks/bench_training.py`, see README): on a 2-core CI machine (fp32 matmul ~190-220
+GFLOP/s) a `finetune` epoch with its evaluations takes 18.0-18.4 s against 40.8-41.9 s for the reference
+tutorial loop (2.25-2.30x over three runs; training at 64-74% of peak); a frozen scheme's 6.5-6.6 s against
+35-36 s (5.3-5.5x).
 """
 from __future__ import annotations
 
@@ -286,7 +287,7 @@ def train_model(name: str, data: Split, store: CheckpointStore, train_cfg: Train
         tr, va, te = (evaluate_split(model, x, y, train_cfg.eval_batch_size, features[k])
                       for k, (x, y) in eval_sets.items())
         t2 = time.perf_counter()
-        n_eval = len(x_train) + len(data.val_x) + len(data.test_x)
+        n_eval = sum(len(x) for x, _ in eval_sets.values())
         record = {"epoch": epoch, "train_loss_running": running, "train_loss": tr["loss"],
                   "val_loss": va["loss"], "test_loss": te["loss"]}
         if not is_ae:
