@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import kernels
 from .config import ModelConfig, scheme
 
 # Dropout keeps an element when a uniform 16-bit integer is >= this fraction of 2^16 (see Dropout).
@@ -36,17 +37,21 @@ def _is_dense(t: torch.Tensor) -> bool:
 
 
 class Dropout(nn.Dropout):
-    """nn.Dropout, with a faster mask on the CPU.
+    """nn.Dropout, faster on the CPU.
 
-    On CPUs other than Intel's, PyTorch draws dropout masks one double-precision Bernoulli sample
-    at a time on one thread: on the 2-core CI machine two such layers cost more time than the
-    convolutions they follow. `cpu_dropout_keep_mask` draws 16-bit integers, three per random
-    word. Same distribution (to 1/65536), same module and state dict; CUDA and eval are unchanged.
+    PyTorch draws CPU dropout masks as double-precision Bernoulli samples (on AMD CPUs one at a
+    time on one thread), then multiplies and keeps a float mask: at batch 100 that costs more than
+    the convolutions around it. Where the fused kernel builds (`kernels.dropout`) the mask is drawn,
+    applied and kept as bytes in one pass; otherwise `cpu_dropout_keep_mask` draws 16-bit integers,
+    three per random word. Same distribution (to 1/65536), same module and state dict; CUDA and
+    eval are unchanged.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or x.device.type != "cpu" or self.inplace:
             return super().forward(x)
+        if kernels.dropout_supported(x):
+            return kernels.dropout(x, self.p)
         if not _is_dense(x):
             x = x.contiguous()
         return x * cpu_dropout_keep_mask(x, self.p)
@@ -66,6 +71,10 @@ class Encoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.net[0]
+        if kernels.first_block_supported(x, conv.weight):
+            # net[0:3] (conv, pool, ReLU) in one fused CPU pass: the same function (see kernels.py).
+            return self.net[3:](kernels.first_block(x, conv.weight, conv.bias))
         return self.net(x)
 
 

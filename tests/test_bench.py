@@ -38,3 +38,21 @@ def test_the_peak_bound_is_left_out_where_a_frozen_encoder_skips_work():
     e = r["models"]["frozen_random"]
     assert e["epoch_s_at_peak"] is None and e["speedup_at_peak"] is None
     assert "at 100% it would take" not in r["summary"]
+
+
+def test_the_reference_loop_uses_the_studys_own_layers_with_our_initial_weights():
+    import torch
+    from torch import nn
+    from fmnist_core.bench import _tutorial_model
+    from fmnist_core.models import Dropout
+    for name in ("finetune", "frozen_random"):
+        ref, ours = _tutorial_model(name, ModelConfig(), 3), _bench_model(name, ModelConfig(), 3)
+        assert not any(isinstance(m, Dropout) for m in ref.modules())      # torch's nn.Dropout only
+        kinds = [type(m) for m in ref[:4]]
+        assert kinds == [nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Dropout]      # the study's order
+        ref.eval(), ours.eval()
+        x = torch.rand(5, 1, 28, 28) * 2 - 1
+        with torch.no_grad():
+            assert torch.allclose(ref(x), ours(x), atol=1e-5)
+        trains = [p.requires_grad for p in ref.parameters()]
+        assert trains == [p.requires_grad for p in ours.parameters()]
