@@ -1,12 +1,15 @@
 """Where a training step and an evaluation batch spend their time, and what the tried options gain.
 
-    .venv/bin/python benchmarks/profile_training.py [--model finetune] [--variants] [--compile]
+    .venv/bin/python benchmarks/profile_training.py [--model finetune] [--kernels] [--variants] [--compile]
 
 Prints, on the real data (our loop, as `train` runs it):
-  - an evaluation batch (1,000 images) layer by layer, wall-clock ms and GFLOP/s of each layer;
+  - an evaluation batch (1,000 images) layer by layer, wall-clock ms and GFLOP/s of each layer, and
+    the fused first block (kernels.first_block) that the model runs instead of the first three;
   - a training step (batch 100) by operator and input shape from torch.profiler, in ms per step,
     beside the step's unprofiled time (the profiler inflates some operators: on this machine the
     first convolution shows several times its wall-clock time);
+  - with --kernels, training and evaluation images/s with the fused CPU kernels and with PyTorch's
+    operators, in alternating rounds;
   - with --variants, training images/s with Adam's default loop, `foreach` and `fused`
     (what train.make_optimizer chose), each timed twice in alternation;
   - with --compile, torch.compile's compile time and its training images/s (needs a C++ compiler).
@@ -15,6 +18,8 @@ Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,10 +30,11 @@ from torch.profiler import ProfilerActivity, profile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fmnist_core import TrainConfig, load_fashion_mnist, split  # noqa: E402
+from fmnist_core import TrainConfig, kernels, load_fashion_mnist, split  # noqa: E402
 from fmnist_core.bench import _bench_model, layer_macs, matmul_peak  # noqa: E402
 from fmnist_core.config import ModelConfig  # noqa: E402
 from fmnist_core import train  # noqa: E402
+from fmnist_core.train import evaluate_split  # noqa: E402
 
 
 def _model(name: str) -> torch.nn.Module:
@@ -77,7 +83,43 @@ def layer_table(model: torch.nn.Module, xb: torch.Tensor, repeats: int = 20) -> 
         rate = f"  ({2 * mac * len(xb) / (ms / 1e3) / 1e9:.0f} GFLOP/s)" if mac else ""
         lines.append(f"{ms:7.2f}  {names[layer]} {layer}{rate}")
         h = out
-    lines.append(f"{total:7.2f} ms in all")
+    lines.append(f"{total:7.2f} ms in all, PyTorch's operators layer by layer")
+    conv = model.encoder.net[0]
+    if kernels.first_block_supported(xb, conv.weight):
+        for _ in range(3):
+            kernels.first_block(xb, conv.weight, conv.bias)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            kernels.first_block(xb, conv.weight, conv.bias)
+        ms = (time.perf_counter() - t0) / repeats * 1e3
+        lines.append(f"{ms:7.2f}  encoder.net.0-2 as the fused kernel (kernels.first_block), as the model runs it")
+    return "\n".join(lines)
+
+
+def kernels_ab(name: str, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, rounds: int = 6) -> str:
+    """Training and evaluation images/s with the fused kernels and with PyTorch's operators.
+
+    The two alternate, round by round, in one process: this VM's speed drifts by tens of percent
+    from minute to minute, and alternating lets both see the same drift. Medians and ranges.
+    """
+    rates: dict[tuple[str, str], list[float]] = {}
+    torch.manual_seed(1)
+    model = _model(name)
+    optimizer = train.make_optimizer(model, cfg)
+    for _ in range(rounds):
+        for label in ("fused", "pytorch"):
+            with (contextlib.nullcontext() if label == "fused" else kernels.disabled()):
+                rates.setdefault(("train", label), []).append(train_rate(model, optimizer, x, y, images=2000))
+                evaluate_split(model, x[:1000], y[:1000])                              # warm-up
+                t0 = time.perf_counter()
+                evaluate_split(model, x[:5000], y[:5000])
+                rates.setdefault(("eval", label), []).append(5000 / (time.perf_counter() - t0))
+    lines = []
+    for phase in ("train", "eval"):
+        f, t = (statistics.median(rates[(phase, k)]) for k in ("fused", "pytorch"))
+        spread = lambda k: f"{min(rates[(phase, k)]):.0f}-{max(rates[(phase, k)]):.0f}"  # noqa: E731
+        lines.append(f"  {phase:>5}: fused {f:.0f} images/s ({spread('fused')}), PyTorch's operators "
+                     f"{t:.0f} ({spread('pytorch')}): {f / t:.2f}x")
     return "\n".join(lines)
 
 
@@ -92,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="finetune")
     p.add_argument("--variants", action="store_true", help="time Adam's three implementations")
+    p.add_argument("--kernels", action="store_true", help="time the fused CPU kernels against PyTorch's operators")
     p.add_argument("--compile", action="store_true", help="time torch.compile of the model")
     p.add_argument("--data", default=None)
     args = p.parse_args(argv)
@@ -118,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\nevaluation batch, 1,000 images, layer by layer:\n" + layer_table(model, train._batch(x[:1000])))
     print("\ntraining step, batch 100, by operator:\n" + op_table(step, 30))
 
+    if args.kernels:
+        if kernels.available():
+            print(f"\nfused CPU kernels against PyTorch's operators, {6} alternating rounds (medians):")
+            print(kernels_ab(args.model, cfg, x, y))
+        else:
+            print(f"\nfused CPU kernels: {kernels.reason()}")
     if args.variants:
         print("\nAdam, training images/s (two rounds):")
         for round_ in (1, 2):
