@@ -10,7 +10,9 @@ the backward pass) are memory passes at batch 100. `kernels.c` does each in one 
 * `dropout(x, p)`: training-mode dropout, its keep-mask drawn from splitmix64 seeded by torch's CPU
   generator, so `torch.manual_seed` makes it repeatable as before.
 
-Measured (`benchmarks/profile_training.py`, 2-core Intel Xeon CI machine): see README.
+Measured (`benchmarks/profile_training.py --kernels`, 2-core Intel Xeon CI machine, alternating
+rounds): training 3,681 against 2,958 images/s with PyTorch's operators (1.24x), evaluation 13,531
+against 11,288 (1.20x); the first block of 1,000 evaluated images in 6 ms instead of 34.
 
 The C file is compiled once per machine with the system's C compiler (`cc`, or `$CC`), `-O3
 -march=native`, into `$XDG_CACHE_HOME/fmnist_core` (or `~/.cache/fmnist_core`, or a temporary folder),

@@ -5,10 +5,10 @@ The data stay on the training device as uint8 tensors; a batch is an index into 
 validation and test sets in eval mode, and is written to the checkpoint store before the next one
 starts, so a run stopped at any moment resumes from its last finished epoch.
 
-Measured (`benchmarks/bench_training.py`, see README): on a 2-core CI machine (fp32 matmul ~190-220
-GFLOP/s) a `finetune` epoch with its evaluations takes 18.0-18.4 s against 40.8-41.9 s for the reference
-tutorial loop (2.25-2.30x over three runs; training at 64-74% of peak); a frozen scheme's 6.5-6.6 s against
-35-36 s (5.3-5.5x).
+Measured (`benchmarks/bench_training.py`, see README): on the 2-core Intel Xeon CI machine a
+`finetune` epoch with its evaluations takes 17.2-22.3 s against 60-70 s for the reference tutorial
+loop (3.00-3.50x over three runs; training at 36-53% of the measured fp32 matmul peak, which itself
+drifts between 250 and 310 GFLOP/s); a frozen scheme's 5.6-6.6 s against 50-58 s (8.7-8.9x).
 """
 from __future__ import annotations
 
