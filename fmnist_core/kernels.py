@@ -228,7 +228,8 @@ def first_block(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
 
 # ----------------------------------------------------------------------------- dropout
 
-def _dense_like(t: torch.Tensor) -> bool:
+def is_dense(t: torch.Tensor) -> bool:
+    """Contiguous or channels-last from the start of its storage: a flat array in one of two orders."""
     return t.storage_offset() == 0 and (t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(
         memory_format=torch.channels_last)))
 
@@ -241,7 +242,7 @@ class _Dropout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, p):
         lib = load()
-        if not _dense_like(x):
+        if not is_dense(x):
             x = x.contiguous()
         # The seed comes from torch's CPU generator: torch.manual_seed makes the masks repeatable.
         seed = int(torch.randint(0, 2 ** 62, (1,)).item())

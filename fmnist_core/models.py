@@ -28,12 +28,7 @@ def cpu_dropout_keep_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     threshold = round(p * 65536) - 32768                                             # on the signed scale
     mask = (lanes >= threshold).to(like.dtype).mul_(1.0 / (1.0 - p))
     # Laid out like `like` (channels-last here): the draws are i.i.d., so only the layout matters.
-    return mask.as_strided(like.shape, like.stride()) if _is_dense(like) else mask.view(like.shape)
-
-
-def _is_dense(t: torch.Tensor) -> bool:
-    return t.storage_offset() == 0 and (t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(
-        memory_format=torch.channels_last)))
+    return mask.as_strided(like.shape, like.stride()) if kernels.is_dense(like) else mask.view(like.shape)
 
 
 class Dropout(nn.Dropout):
@@ -52,7 +47,7 @@ class Dropout(nn.Dropout):
             return super().forward(x)
         if kernels.dropout_supported(x):
             return kernels.dropout(x, self.p)
-        if not _is_dense(x):
+        if not kernels.is_dense(x):
             x = x.contiguous()
         return x * cpu_dropout_keep_mask(x, self.p)
 
@@ -72,7 +67,7 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.net[0]
-        if kernels.first_block_supported(x, conv.weight):
+        if conv.bias is not None and kernels.first_block_supported(x, conv.weight):
             # net[0:3] (conv, pool, ReLU) in one fused CPU pass: the same function (see kernels.py).
             return self.net[3:](kernels.first_block(x, conv.weight, conv.bias))
         return self.net(x)
