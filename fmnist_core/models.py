@@ -43,7 +43,7 @@ class Dropout(nn.Dropout):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or x.device.type != "cpu" or self.inplace:
+        if not self.training or self.p in (0, 1) or x.device.type != "cpu" or self.inplace:
             return super().forward(x)
         if kernels.dropout_supported(x):
             return kernels.dropout(x, self.p)
