@@ -96,7 +96,10 @@ def layer_table(model: torch.nn.Module, xb: torch.Tensor, repeats: int = 20) -> 
     return "\n".join(lines)
 
 
-def kernels_ab(name: str, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, rounds: int = 6) -> str:
+AB_ROUNDS = 6
+
+
+def kernels_ab(name: str, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, rounds: int = AB_ROUNDS) -> str:
     """Training and evaluation images/s with the fused kernels and with PyTorch's operators.
 
     The two alternate, round by round, in one process: this VM's speed drifts by tens of percent
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.kernels:
         if kernels.available():
-            print(f"\nfused CPU kernels against PyTorch's operators, {6} alternating rounds (medians):")
+            print(f"\nfused CPU kernels against PyTorch's operators, {AB_ROUNDS} alternating rounds (medians):")
             print(kernels_ab(args.model, cfg, x, y))
         else:
             print(f"\nfused CPU kernels: {kernels.reason()}")

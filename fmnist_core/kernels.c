@@ -36,11 +36,10 @@ static inline void load_patch(const float *xi, int64_t ws, int64_t i, int64_t j,
 #define PATCH(q, tap) patch[(((q) >> 1) + (tap) / 3) * 4 + ((q) & 1) + (tap) % 3]
 
 /* Work items [item0, item1), one item = one (image, pooled row). xp: (N, H+2, W+2), zero-padded. */
-void first_block_forward(const float *xp, int64_t n, int64_t h, int64_t w, const float *wt /* [9][c] */,
+void first_block_forward(const float *xp, int64_t h, int64_t w, const float *wt /* [9][c] */,
                          const float *bias, int64_t c, float *out, uint8_t *arg, int64_t item0,
                          int64_t item1) {
     const int64_t ho = h / 2, wo = w / 2, ws = w + 2;
-    (void)n;
     for (int64_t cb = 0; cb < c; cb += VB) {
         vf wk[9];
         for (int tap = 0; tap < 9; tap++) wk[tap] = loadf(wt + tap * c + cb);
@@ -77,11 +76,10 @@ void first_block_forward(const float *xp, int64_t n, int64_t h, int64_t w, const
 
 /* Gradients of the weights (gw [9][c]) and bias (gb [c]) over work items [item0, item1); the caller
  * zeroes gw and gb and sums the parts of several threads. No input gradient: the input is the image. */
-void first_block_backward(const float *xp, int64_t n, int64_t h, int64_t w, const float *out,
+void first_block_backward(const float *xp, int64_t h, int64_t w, const float *out,
                           const uint8_t *arg, const float *gout, int64_t c, float *gw, float *gb,
                           int64_t item0, int64_t item1) {
     const int64_t ho = h / 2, wo = w / 2, ws = w + 2;
-    (void)n;
     for (int64_t cb = 0; cb < c; cb += VB) {
         vf acc[9] = {{0}};
         vf accb = {0};

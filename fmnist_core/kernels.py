@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import os
 import platform
 import shutil
@@ -49,8 +48,8 @@ _switched_off = False
 
 _i64, _u64, _u32, _f32, _ptr = ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_float, ctypes.c_void_p
 _SIGNATURES = {
-    "first_block_forward": [_ptr, _i64, _i64, _i64, _ptr, _ptr, _i64, _ptr, _ptr, _i64, _i64],
-    "first_block_backward": [_ptr, _i64, _i64, _i64, _ptr, _ptr, _ptr, _i64, _ptr, _ptr, _i64, _i64],
+    "first_block_forward": [_ptr, _i64, _i64, _ptr, _ptr, _i64, _ptr, _ptr, _i64, _i64],
+    "first_block_backward": [_ptr, _i64, _i64, _ptr, _ptr, _ptr, _i64, _ptr, _ptr, _i64, _i64],
     "dropout_forward": [_ptr, _u64, _u32, _f32, _ptr, _ptr, _i64, _i64],
     "dropout_backward": [_ptr, _ptr, _f32, _ptr, _i64, _i64],
 }
@@ -81,25 +80,22 @@ def _cache_dir() -> Path:
 
 
 def _build() -> ctypes.CDLL:
+    from .store import atomic_write, sha256_bytes     # here, not at the top: store imports models, models us
+
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not compiler:
         raise RuntimeError("no C compiler found (install gcc, or set CC)")
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(source + " ".join(FLAGS).encode() + _cpu_signature().encode()
-                         + compiler.encode()).hexdigest()[:16]
+    key = sha256_bytes(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _cpu_signature().encode()
+                       + compiler.encode())[:16]
     target = _cache_dir() / f"kernels-{key}.so"
     if not target.exists():
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-        os.close(fd)
-        try:
-            done = subprocess.run([compiler, *FLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True,
-                                  timeout=120)
+        with tempfile.TemporaryDirectory() as tmp:
+            built = Path(tmp) / "kernels.so"
+            done = subprocess.run([compiler, *FLAGS, "-o", str(built), str(SOURCE)], capture_output=True,
+                                  text=True, timeout=120)
             if done.returncode != 0:
                 raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[:500]}")
-            os.replace(tmp, target)           # atomic: another process sees the old file or the whole new one
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            atomic_write(target, built.read_bytes())  # another process sees no file or the whole one
     lib = ctypes.CDLL(str(target))
     for name, args in _SIGNATURES.items():
         fn = getattr(lib, name)
@@ -151,7 +147,7 @@ def _reset_for_tests() -> None:
 
 def _ranges(total: int, align: int = 1) -> list[tuple[int, int]]:
     """Split [0, total) into one contiguous range per torch thread, boundaries multiples of `align`."""
-    parts = max(1, min(torch.get_num_threads(), total // max(align, 1) // 64 or 1))
+    parts = max(1, min(torch.get_num_threads(), total // align // 64))   # >= 64 units a thread
     step = -(-total // parts)
     step = -(-step // align) * align
     return [(a, min(a + step, total)) for a in range(0, total, step)]
@@ -196,7 +192,7 @@ class _FirstBlock(torch.autograd.Function):
         out = torch.empty((n, c, h // 2, w // 2), memory_format=torch.channels_last)
         arg = torch.empty((n, h // 2, w // 2, c), dtype=torch.uint8) if needs_grad else None
         ranges = _ranges(n * (h // 2))
-        shared = (_p(x), n, h, w, _p(wt), _p(b), c, _p(out), _p(arg) if arg is not None else None)
+        shared = (_p(x), h, w, _p(wt), _p(b), c, _p(out), _p(arg) if arg is not None else None)
         _parallel(lib.first_block_forward, ranges, [shared] * len(ranges))
         if needs_grad:
             ctx.save_for_backward(x, out, arg)
@@ -210,7 +206,7 @@ class _FirstBlock(torch.autograd.Function):
         g = grad_out.contiguous(memory_format=torch.channels_last)
         ranges = _ranges(n * (h // 2))
         parts = torch.zeros((len(ranges), 10, c))             # per thread: 9 weight rows + the bias row
-        args = [(_p(x), n, h, w, _p(out), _p(arg), _p(g), c, _p(parts[k]), _p(parts[k, 9]))
+        args = [(_p(x), h, w, _p(out), _p(arg), _p(g), c, _p(parts[k]), _p(parts[k, 9]))
                 for k in range(len(ranges))]
         _parallel(lib.first_block_backward, ranges, args)
         total = parts.sum(0)
