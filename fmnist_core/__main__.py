@@ -1,4 +1,4 @@
-"""Command line: `python -m fmnist_core {train,evaluate,classify,bench} ...` (see --help)."""
+"""Command line: `python -m fmnist_core {train,runs,evaluate,classify,bench} ...` (see --help)."""
 from __future__ import annotations
 
 import argparse
@@ -6,52 +6,107 @@ import json
 import shlex
 import signal
 import sys
-import time
 
-from .config import CLASSIFIERS, MODEL_NAMES, TrainConfig
 from .data import DataError
-from .store import CheckpointError, CheckpointStore
+from .presets import SCHEMES
+from .runs import RunStore, TrainingBusy
+from .spec import SpecError
+from .store import CheckpointError
+
+MODEL_NAMES = ("autoencoder",) + SCHEMES
 
 
 def _add_common(p: argparse.ArgumentParser, data: bool = True) -> None:
-    p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: the shipped checkpoints/)")
+    p.add_argument("--checkpoints", default=None,
+                   help="run store folder (default: the shipped checkpoints/ and the user folder together)")
     if data:
         p.add_argument("--data", default=None, help="folder with the Fashion-MNIST IDX files (or set FMNIST_DATA)")
         p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
 
 
+def _overrides(args) -> dict[str, object]:
+    """--set FIELD=VALUE pairs, then --epochs, --subset and --seed where given."""
+    from .spec import parse_assignment
+    out: dict[str, object] = {}
+    if getattr(args, "spec", None):
+        from .spec import load_spec_file
+        _, fields = load_spec_file(args.spec)
+        out.update(fields)
+    for text in args.set or []:
+        path, value = parse_assignment(text)
+        out[path] = value
+    for name in ("epochs", "subset", "seed"):
+        if getattr(args, name) is not None:
+            out[name] = getattr(args, name)
+    return out
+
+
+def specs_from_args(args) -> list:
+    """The runs `train` is asked for, in training order."""
+    from .presets import reference_specs, specs_for
+    from .spec import RunSpec, load_spec_file
+    overrides = _overrides(args)
+    preset = args.preset
+    if args.spec:
+        file_preset, _ = load_spec_file(args.spec)
+        if preset and file_preset and preset != file_preset:
+            raise SpecError(f"--preset {preset} and the spec file's preset {file_preset} disagree; give one")
+        preset = preset or file_preset
+        if preset is None:
+            return [RunSpec().with_overrides(overrides)]
+    if preset:
+        if args.models:
+            raise SpecError("--models chooses among the reference protocol's five runs; it does not go with --preset")
+        return specs_for(preset, overrides)
+    specs = reference_specs(overrides)
+    wanted = args.models.split(",") if args.models else list(specs)
+    for name in wanted:
+        if name not in specs:
+            raise SpecError(f"--models: unknown model {name!r}; expected some of {','.join(MODEL_NAMES)}")
+    out = [specs[n] for n in wanted]
+    # A pretrained scheme needs its autoencoder trained first, asked for or not.
+    if any(s.init == "pretrained" for s in out) and specs["autoencoder"] not in out:
+        out.insert(0, specs["autoencoder"])
+    return out
+
+
+def _result_line(m: dict) -> str:
+    last = m["history"][-1]
+    figure = f"test_acc={last['test_acc']:.4f}" if "test_acc" in last else f"test_mse={last['test_loss']:.5f}"
+    return f"{m['id']}: {len(m['history'])} epochs, {figure}"
+
+
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from .data import load_fashion_mnist, split
-    from .progress import ProgressFile
-    from .train import TrainingBusy, resolve_device, train_all
+    from .data import load_fashion_mnist
+    from .train import resolve_device, train_runs
 
+    specs = specs_from_args(args)
     device = resolve_device(args.device)
-    cfg = TrainConfig(epochs=args.epochs, subset=args.subset, seed=args.seed)
-    store = CheckpointStore(args.checkpoints)
-    data = split(load_fashion_mnist(args.data), cfg.val_size, cfg.subset, cfg.seed, device)
-    models = tuple(args.models.split(",")) if args.models else None
-    progress_file = ProgressFile(store.root)
+    store = RunStore(args.checkpoints)
+    store.write_root                              # fails early, naming the folder, where it cannot be written
+    data = load_fashion_mnist(args.data).to(device)
     bars: dict[str, tqdm] = {}
 
     def on_event(event: dict) -> None:
-        progress_file.update(event)
-        name = event["model"]
+        run = event["run"]
         if event["type"] == "start":
-            bars[name] = tqdm(total=event["epochs"], initial=event["start_epoch"] - 1, desc=f"{name:>17}",
-                              unit="epoch", disable=args.quiet, dynamic_ncols=True)
+            bars[run] = tqdm(total=event["epochs"], initial=event["start_epoch"] - 1, desc=event["name"],
+                             unit="epoch", disable=args.quiet, dynamic_ncols=True)
+            if not args.quiet:
+                tqdm.write(f"{run}: {event['reason']}")
         elif event["type"] == "epoch":
             r = event["record"]
             shown = {"val_loss": f"{r['val_loss']:.4f}"}
             if "val_acc" in r:
                 shown["val_acc"] = f"{r['val_acc']:.4f}"
-            bars[name].set_postfix(shown, refresh=False)
-            bars[name].update(1)
+            bars[run].set_postfix(shown, refresh=False)
+            bars[run].update(1)
         elif event["type"] == "done":
-            bars[name].close()
+            bars[run].close()
         elif event["type"] == "skip" and not args.quiet:
-            tqdm.write(f"{name}: {event['reason']}")
+            tqdm.write(f"{run}: {event['reason']}")
 
     # A run started in the background may inherit an ignored SIGINT; make SIGINT and SIGTERM (the
     # app's Stop button) end it cleanly: the current epoch is dropped, finished epochs stay saved.
@@ -60,39 +115,69 @@ def cmd_train(args) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, interrupt)
     command = "python -m fmnist_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    progress_file.begin(models or MODEL_NAMES, cfg.epochs)
     try:
-        manifests = train_all(data, store, cfg, device=device, models=models, callback=on_event, command=command)
+        manifests = train_runs(specs, data, store, device, callback=on_event, command=command)
     except TrainingBusy as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    except BaseException as e:
-        progress_file.finish("stopped" if isinstance(e, KeyboardInterrupt) else f"failed: {e}")
-        raise
-    progress_file.finish("finished")
-    if not args.quiet:
-        for name, m in manifests.items():
-            last = m["history"][-1]
-            extra = f" test_acc={last['test_acc']:.4f}" if "test_acc" in last else f" test_mse={last['test_loss']:.5f}"
-            print(f"{name}: {len(m['history'])} epochs,{extra}")
+    for m in manifests.values():
+        print(_result_line(m) if not args.quiet else m["id"])
     return 0
 
 
+def cmd_runs(args) -> int:
+    if args.presets:
+        from .presets import PRESETS
+        rows = [{"name": p.name, "kind": p.spec.kind, "source": p.source, "pretrain": p.pretrain, "note": p.note}
+                for p in PRESETS.values()]
+        if args.json:
+            print(json.dumps(rows))
+        for r in rows if not args.json else []:
+            print(f"{r['name']:<28} {r['kind']:<11} {r['source']}")
+        return 0
+    store = RunStore(args.checkpoints)
+    rows = store.summaries()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print(f"no runs in {', '.join(map(str, store.roots))}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['id']:<44} error: {r['error']}")
+            continue
+        figure = (f"test_acc {r['test_accuracy']:.4f}" if r.get("test_accuracy") is not None else
+                  f"test_mse {r['test_mse']:.5f}" if r.get("test_mse") is not None else "")
+        flags = " read-only" if r["read_only"] else ""
+        print(f"{r['id']:<44} {r['kind']:<11} {r['status']:<9} {r['epochs_done']:>3}/{r['epochs']:<3} {figure}{flags}")
+    return 0
+
+
+def _chosen_runs(store: RunStore, refs: list[str] | None, kinds: tuple[str, ...]) -> dict[str, str]:
+    """{label: run id}: the --run choices (labelled by id), or the reference runs (labelled by scheme)."""
+    from .presets import reference_runs
+    if refs:
+        return {rid: rid for rid in (store.resolve(r) for r in refs)}
+    return {name: rid for name, rid in reference_runs(store).items()
+            if ("autoencoder" if name == "autoencoder" else "classifier") in kinds}
+
+
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_store
     from .data import load_fashion_mnist
+    from .evaluate import evaluate_runs
     from .train import resolve_device
 
-    store = CheckpointStore(args.checkpoints)
-    results = evaluate_store(store, load_fashion_mnist(args.data), which=args.which,
-                             device=resolve_device(args.device))
+    store = RunStore(args.checkpoints)
+    runs = _chosen_runs(store, args.run, ("autoencoder", "classifier"))
+    results = evaluate_runs(store, runs, load_fashion_mnist(args.data), which=args.which,
+                            device=resolve_device(args.device))
     if args.json:
         print(json.dumps(results))
     else:
         for name, r in results.items():
             if "error" in r:
                 print(f"{name:>17}: {r['error']}")
-            elif name == "autoencoder":
+            elif "test_mse" in r:
                 print(f"{name:>17}: test MSE {r['test_mse']:.5f}")
             else:
                 print(f"{name:>17}: test accuracy {r['test_accuracy']:.4f}  loss {r['test_loss']:.4f}")
@@ -102,7 +187,9 @@ def cmd_evaluate(args) -> int:
 def cmd_classify(args) -> int:
     from .inference import Predictor
 
-    predictor = Predictor.from_store(CheckpointStore(args.checkpoints), which=args.which)
+    store = RunStore(args.checkpoints)
+    predictor = Predictor.from_runs(store, _chosen_runs(store, args.run, ("classifier",)), which=args.which,
+                                    with_autoencoder=False)
     failed = 0
     for path in args.files:
         result = predictor.classify_file(path)
@@ -131,42 +218,54 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fmnist_core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train (or resume) the autoencoder and the four classifiers")
-    p.add_argument("--epochs", type=int, default=50)
+    p = sub.add_parser("train", help="train (or resume) runs: the reference protocol's five by default")
+    p.add_argument("--preset", default=None, help="a named spec (see `runs --presets`); default: the reference protocol")
+    p.add_argument("--spec", default=None, help="a TOML spec file: optional `preset = NAME` plus spec fields")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="set a spec field, e.g. optimizer.lr=0.01 or encoder.bottleneck=256 (repeatable)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the spec's; the reference 50)")
     p.add_argument("--subset", type=int, default=None, help="train on the first N training images only")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="seed of the batch order, dropout and initial weights")
     p.add_argument("--models", default=None, help=f"comma-separated subset of {','.join(MODEL_NAMES)}")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars; print only the run ids")
     _add_common(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("runs", help="list the stored runs")
+    p.add_argument("--json", action="store_true", help="one JSON array, one object per run")
+    p.add_argument("--presets", action="store_true", help="list the presets instead")
+    _add_common(p, data=False)
+    p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("evaluate", help="test accuracy, loss, MSE and normalized confusion matrices")
     p.add_argument("--json", action="store_true")
     p.add_argument("--which", choices=("last", "best"), default="last", help="last epoch or best validation epoch")
+    p.add_argument("--run", action="append", help="a run id (repeatable); default: the reference five")
     _add_common(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("classify", help="classify image files with all four classifiers")
+    p = sub.add_parser("classify", help="classify image files with the reference four classifiers, or --run ones")
     p.add_argument("files", nargs="+")
     p.add_argument("--json", action="store_true", help="one JSON line per file")
     p.add_argument("--which", choices=("last", "best"), default="last")
+    p.add_argument("--run", action="append", help="a classifier run id (repeatable); default: the reference four")
     _add_common(p, data=False)
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("bench", help="time our training loop against the reference tutorial loop")
     p.add_argument("--json", action="store_true")
     p.add_argument("--batches", type=int, default=100, help="training batches timed per loop")
-    p.add_argument("--models", default="finetune", help=f"comma-separated subset of {','.join(CLASSIFIERS)}")
+    p.add_argument("--models", default="finetune", help=f"comma-separated subset of {','.join(SCHEMES)}")
     p.add_argument("--no-reference", action="store_true", help="time only our loop")
     _add_common(p)
     p.set_defaults(func=cmd_bench)
 
     args = parser.parse_args(argv)
-    if getattr(args, "epochs", 1) < 1:
+    if getattr(args, "epochs", None) is not None and args.epochs < 1:
         parser.error("--epochs must be at least 1")
     try:
         return args.func(args)
-    except (DataError, CheckpointError, ValueError, RuntimeError) as e:
+    except (DataError, CheckpointError, SpecError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -41,11 +41,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import kernels
-from .config import CLASSIFIERS, ModelConfig, TrainConfig
+from .presets import SCHEMES as CLASSIFIERS, reference_specs
+from .spec import RunSpec
 from .data import FILES, _find_file, load_fashion_mnist, split
 from . import train as train_module
-from .models import Encoder, make_classifier
-from .train import (_device_name, _prepare, evaluate_split, frozen_features, make_optimizer, resolve_device,
+from .models import Encoder, make_model
+from .train import (EVAL_BATCH, _device_name, _prepare, evaluate_split, frozen_features, make_optimizer, resolve_device,
                     train_one_epoch, tune_cpu_allocator)
 
 REFERENCE_BATCH = 100
@@ -159,29 +160,37 @@ def _sync(device: torch.device) -> None:
 
 # ----------------------------------------------------------------------------- models
 
-def _bench_model(name: str, cfg: ModelConfig, seed: int) -> nn.Module:
-    """The scheme `name` as make_classifier sets it up; a random encoder stands in for a pretrained one."""
+def scheme_spec(name: str) -> RunSpec:
+    """The reference protocol's spec of scheme `name`."""
+    return reference_specs()[name]
+
+
+def _bench_model(name: str, spec: RunSpec | None, seed: int) -> nn.Module:
+    """The reference scheme `name` as training sets it up; a random encoder stands in for a pretrained one."""
+    spec = spec or scheme_spec(name)
     torch.manual_seed(seed)
-    pretrained = Encoder(cfg).state_dict()
-    return make_classifier(name, cfg, pretrained)
+    pretrained = Encoder(spec).state_dict()
+    return make_model(spec, pretrained)
 
 
 # ----------------------------------------------------------------------------- reference loop
 
-def _tutorial_model(name: str, cfg: ModelConfig, seed: int) -> nn.Module:
+def _tutorial_model(name: str, cfg: RunSpec | None, seed: int) -> nn.Module:
     """The scheme as the reference study builds it: torch's own layers in its order (Conv -> ReLU ->
     MaxPool -> Dropout), default memory layout, with the same initial weights as `_bench_model`.
 
     Ours reorders pooling and ReLU, uses its own Dropout and fused CPU kernels; none of that may
     speed up the loop it is measured against.
     """
-    c1, c2, c3 = cfg.channels
+    cfg = cfg or scheme_spec(name)
+    c1, c2, c3 = (b.channels for b in cfg.encoder.blocks)
+    p, hidden = cfg.encoder.dropout, cfg.head.hidden[0]
     model = nn.Sequential(
-        nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(cfg.dropout),
-        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(cfg.dropout),
+        nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(p),
+        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(p),
         nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(cfg.latent_dim, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
-        nn.Linear(cfg.hidden, cfg.num_classes))
+        nn.Flatten(), nn.Linear(c3 * 7 * 7, hidden), nn.ReLU(), nn.Dropout(p),
+        nn.Linear(hidden, 10))
     ours = _bench_model(name, cfg, seed)
     # Both list their tensors in the same order: conv 1-3 weight and bias, then the two linear layers.
     model.load_state_dict(dict(zip(model.state_dict(), ours.state_dict().values())))
@@ -285,11 +294,11 @@ def _time_reference(name, cfg, lr, device, loaders, n_batches: int, piece_batche
 
 # ----------------------------------------------------------------------------- our loop
 
-def _time_ours(name, cfg, train_cfg: TrainConfig, data, n_batches: int, piece_batches: int,
+def _time_ours(name, cfg, train_cfg: RunSpec, data, n_batches: int, piece_batches: int,
                pieces: list[tuple[int, int, int]], eval_bs: int) -> dict:
     device = data.train_x.device
     model = _prepare(_bench_model(name, cfg, seed=1), device)
-    optimizer = make_optimizer(model, train_cfg)
+    optimizer = make_optimizer(model, train_cfg.optimizer)
     bs = train_cfg.batch_size
     n_train = n_batches * bs
     sets = ((data.train_x, data.train_y), (data.val_x, data.val_y), (data.test_x, data.test_y))
@@ -365,7 +374,7 @@ def run_benchmark(device: str = "auto", batches: int = 100, models: tuple[str, .
                   progress: Callable[[str], None] | None = None, eval_batch_size: int | None = None) -> dict:
     """Time the reference loop and ours on `batches` training batches per scheme; see the module doc.
 
-    `eval_batch_size` overrides our evaluation batch (default: TrainConfig's, what training uses).
+    `eval_batch_size` overrides our evaluation batch (default: train.EVAL_BATCH, what training uses).
     """
     say = progress or (lambda msg: None)
     models = tuple(models)
@@ -375,16 +384,16 @@ def run_benchmark(device: str = "auto", batches: int = 100, models: tuple[str, .
     if batches < 1:
         raise ValueError(f"--batches must be at least 1, got {batches}")
     dev = resolve_device(device)
-    cfg, train_cfg = ModelConfig(), TrainConfig()
+    protocol = reference_specs()["scratch"]
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
     say("loading Fashion-MNIST")
     data_set = load_fashion_mnist(data_dir)
-    data = split(data_set, train_cfg.val_size, None, train_cfg.seed, dev)
+    data = split(data_set, protocol.val_size, None, protocol.split_seed, dev)
     epoch_train = len(data.train_x)
     epoch_eval = len(data.train_x) + len(data.val_x) + len(data.test_x)
 
-    bs = train_cfg.batch_size
+    bs = protocol.batch_size
     n_train = batches * bs
     if n_train + WARMUP_BATCHES * bs > epoch_train:
         raise ValueError(f"--batches {batches} is more than one epoch holds")
@@ -393,7 +402,7 @@ def run_benchmark(device: str = "auto", batches: int = 100, models: tuple[str, .
     n_eval_test = round(total_eval * len(data.test_x) / epoch_eval)
     n_eval = (total_eval - n_eval_val - n_eval_test, n_eval_val, n_eval_test)
     train_pieces = [min(PIECE_BATCHES * bs, n_train - a) for a in range(0, n_train, PIECE_BATCHES * bs)]
-    eval_bs = eval_batch_size or train_cfg.eval_batch_size
+    eval_bs = eval_batch_size or EVAL_BATCH
     # Evaluation is timed in pieces of one of our evaluation batches (or of 1,000 images where that
     # is smaller), the reference's per piece likewise: same images, its own batches of 100.
     pieces = _eval_pieces(n_eval, max(eval_bs, 1000))
@@ -408,8 +417,8 @@ def run_benchmark(device: str = "auto", batches: int = 100, models: tuple[str, .
         tmp = tempfile.TemporaryDirectory(prefix="fmnist-bench-")
         tv_root = _torchvision_root(data_set.source, Path(tmp.name))
         # The reference's split holds out the same images as ours (split() draws them this way).
-        order = torch.randperm(len(data_set.train_images), generator=torch.Generator().manual_seed(train_cfg.seed))
-        val_idx, train_idx = order[:train_cfg.val_size], order[train_cfg.val_size:]
+        order = torch.randperm(len(data_set.train_images), generator=torch.Generator().manual_seed(protocol.split_seed))
+        val_idx, train_idx = order[:protocol.val_size], order[protocol.val_size:]
 
     per_model: dict[str, dict] = {name: {"reference": None} for name in models}
     reference_allocator_tuned = train_module._allocator_tuned    # True only where training ran earlier here
@@ -420,7 +429,7 @@ def run_benchmark(device: str = "auto", batches: int = 100, models: tuple[str, .
             for name in models:
                 say(f"{name}: reference loop, {n_train} training + {total_eval} evaluated images")
                 loaders = _reference_loaders(tv_root, train_idx, val_idx, pieces)
-                ref = _time_reference(name, cfg, train_cfg.lr, dev, loaders, batches, PIECE_BATCHES)
+                ref = _time_reference(name, None, protocol.optimizer.lr, dev, loaders, batches, PIECE_BATCHES)
                 per_model[name]["reference"] = _rates(ref, train_pieces, eval_pieces, epoch_train, epoch_eval)
     finally:
         if tmp is not None:
@@ -428,10 +437,10 @@ def run_benchmark(device: str = "auto", batches: int = 100, models: tuple[str, .
     allocator_tuned = tune_cpu_allocator() if dev.type == "cpu" else False
     for name in models:
         entry = per_model[name]
-        scheme_model = _bench_model(name, cfg, seed=1)
+        scheme_model = _bench_model(name, None, seed=1)
         flops = flops_per_image(scheme_model)
         say(f"{name}: our loop, {n_train} training + {total_eval} evaluated images")
-        ours = _rates(_time_ours(name, cfg, train_cfg, data, batches, PIECE_BATCHES, pieces, eval_bs),
+        ours = _rates(_time_ours(name, scheme_spec(name), scheme_spec(name), data, batches, PIECE_BATCHES, pieces, eval_bs),
                       train_pieces, eval_pieces, epoch_train, epoch_eval)
         entry["ours"] = ours
         r = entry["reference"]

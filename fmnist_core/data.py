@@ -67,13 +67,16 @@ class Split:
 
 
 def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Where we look, in order: --data, $FMNIST_DATA, Debian's package, torchvision's layout."""
-    dirs: list[Path] = []
-    if data_dir:
-        dirs.append(Path(data_dir))
-    elif os.environ.get(ENV_VAR):
-        dirs.append(Path(os.environ[ENV_VAR]))
-    dirs.append(DEBIAN_DIR)
+    """Where we look, in order: Debian's package, then torchvision's layout.
+
+    A folder named explicitly (--data, or $FMNIST_DATA) is the only candidate: data other than the
+    data the user named are never used in its place.
+    """
+    explicit = data_dir or os.environ.get(ENV_VAR)
+    if explicit:
+        d = Path(explicit)
+        return [d, d / "FashionMNIST" / "raw"]
+    dirs: list[Path] = [DEBIAN_DIR]
     tv_root = Path(os.environ.get("TORCHVISION_DATA", Path.home() / ".cache" / "fmnist"))
     dirs.append(tv_root / "FashionMNIST" / "raw")
     expanded = []
@@ -165,6 +168,12 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool
         if folder is not None:
             return _to_dataset(_load_dir(folder), folder)
         tried.append(f"torchvision download into {root} (failed: no network?)")
+    explicit = data_dir or os.environ.get(ENV_VAR)
+    if explicit:
+        named = "--data" if data_dir else f"${ENV_VAR}"
+        raise DataError(f"{named} names {explicit}, which does not hold the Fashion-MNIST IDX files "
+                        f"({'; '.join(tried)}). Point it at the folder that holds them, or leave it unset to "
+                        f"use Debian's package in {DEBIAN_DIR}.")
     raise DataError("Fashion-MNIST was not found. Looked in:\n  " + "\n  ".join(tried) + "\n" + HOW_TO_GET)
 
 
@@ -181,7 +190,8 @@ def _to_dataset(arrays: dict[str, np.ndarray], folder: Path) -> FashionMNIST:
 
 def split(data: FashionMNIST, val_size: int = 10_000, subset: int | None = None, seed: int = 0,
           device: torch.device | str = "cpu") -> Split:
-    """Hold out `val_size` training images (fixed seed) for validation; the test set stays apart.
+    """Hold out `val_size` training images (chosen by `seed`, a spec's split_seed) for validation;
+    the test set stays apart.
 
     With `subset`, only the first `subset` training images are used, and the validation and
     test sets shrink in proportion (at least 200 each) so a quick run stays quick.
@@ -208,12 +218,13 @@ def split(data: FashionMNIST, val_size: int = 10_000, subset: int | None = None,
     )
 
 
-def scale(images_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [-1, 1], the reference normalisation."""
+def scale(images_u8: torch.Tensor, pixel_range: str = "signed") -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28): in [-1, 1] ("signed", the reference
+    normalisation) or [0, 1] ("unit")."""
     x = images_u8.unsqueeze(1).float().div_(255.0)
-    return x.sub_(PIXEL_MEAN).div_(PIXEL_STD)
+    return x.sub_(PIXEL_MEAN).div_(PIXEL_STD) if pixel_range == "signed" else x
 
 
-def unscale(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float -> [0, 1] float, for display."""
-    return (images * PIXEL_STD + PIXEL_MEAN).clamp(0, 1)
+def unscale(images: torch.Tensor, pixel_range: str = "signed") -> torch.Tensor:
+    """Model-scale floats -> [0, 1], for display."""
+    return (images * PIXEL_STD + PIXEL_MEAN).clamp(0, 1) if pixel_range == "signed" else images.clamp(0, 1)

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix
 
-from .config import AUTOENCODER, CLASSIFIERS
 from .data import FashionMNIST, scale
-from .store import CheckpointError, CheckpointStore, cached_arrays
+from .runs import RunStore
+from .store import CheckpointError, cached_arrays
 
 
 @torch.inference_mode()
@@ -18,17 +18,19 @@ def predict_logits(model: torch.nn.Module, images_u8: torch.Tensor, batch_size: 
     """Logits (N, 10) for uint8 images (N, 28, 28), in eval mode, batched."""
     model.eval()
     device = next(model.parameters()).device
-    out = [model(scale(images_u8[i:i + batch_size].to(device))).float().cpu()
+    pixel_range = model.spec.input_range
+    out = [model(scale(images_u8[i:i + batch_size].to(device), pixel_range)).float().cpu()
            for i in range(0, len(images_u8), batch_size)]
     return torch.cat(out)
 
 
 @torch.inference_mode()
 def reconstruct(autoencoder: torch.nn.Module, images_u8: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Reconstructions (N, 1, 28, 28) in [-1, 1] of uint8 images (N, 28, 28)."""
+    """Reconstructions (N, 1, 28, 28) of uint8 images (N, 28, 28), on the model's output scale."""
     autoencoder.eval()
     device = next(autoencoder.parameters()).device
-    return torch.cat([autoencoder(scale(images_u8[i:i + batch_size].to(device))).cpu()
+    pixel_range = autoencoder.spec.input_range
+    return torch.cat([autoencoder(scale(images_u8[i:i + batch_size].to(device), pixel_range)).cpu()
                       for i in range(0, len(images_u8), batch_size)])
 
 
@@ -58,53 +60,54 @@ def classifier_report(model: torch.nn.Module, images_u8: torch.Tensor, labels: t
 
 def autoencoder_report(model: torch.nn.Module, images_u8: torch.Tensor) -> dict:
     rec = reconstruct(model, images_u8)
-    return {"test_mse": float(F.mse_loss(rec, scale(images_u8.cpu())))}
+    return {"test_mse": float(F.mse_loss(rec, scale(images_u8.cpu(), model.spec.target_range)))}
 
 
-def evaluate_store(store: CheckpointStore, data: FashionMNIST, which: str = "last",
-                   device: torch.device | str = "cpu") -> dict[str, dict]:
-    """Evaluate every stored model on the official test set; a model that cannot load gets `error`."""
+def evaluate_runs(store: RunStore, runs: dict[str, str], data: FashionMNIST, which: str = "last",
+                  device: torch.device | str = "cpu") -> dict[str, dict]:
+    """Evaluate runs ({label: run id}) on the official test set; a run that cannot load gets `error`.
+
+    Runs with a subset were trained on fewer images but are scored on the whole test set here.
+    """
     results: dict[str, dict] = {}
-    for name in (AUTOENCODER,) + CLASSIFIERS:
+    for label, run_id in runs.items():
         try:
-            model = store.load_model(name, which, device)
+            model = store.load_model(run_id, which, device)
         except CheckpointError as e:
-            results[name] = {"error": str(e)}
+            results[label] = {"error": str(e)}
             continue
-        if name == AUTOENCODER:
-            results[name] = autoencoder_report(model, data.test_images)
+        if model.kind == "autoencoder":
+            results[label] = {"run": run_id, **autoencoder_report(model, data.test_images)}
         else:
-            results[name] = classifier_report(model, data.test_images, data.test_labels)
+            results[label] = {"run": run_id, **classifier_report(model, data.test_images, data.test_labels)}
     return results
 
 
-def _predictions_path(store: CheckpointStore, images_u8: np.ndarray, which: str):
-    """Cache file named by the four classifiers' weights (sha256) and the images."""
-    h = hashlib.sha256(np.ascontiguousarray(images_u8).tobytes())
-    for name in CLASSIFIERS:
-        m = store.manifest(name)
-        if m is None or which not in m["roles"]:
-            raise CheckpointError(f"no {which} checkpoint of {name} in {store.root}")
-        h.update(m["files"][m["roles"][which]].encode())
-    return store.root / "cache" / f"predictions-{which}-{h.hexdigest()[:12]}.npz"
+def weights_digest(store: RunStore, run_id: str, which: str = "last") -> str:
+    """The sha256 of a run's `which` weights file, from its manifest."""
+    m = store.require(run_id)
+    if which not in m["roles"]:
+        raise CheckpointError(f"{run_id} has no {which!r} weights")
+    return m["files"][m["roles"][which]]
 
 
-def cached_predictions(store: CheckpointStore, images_u8: np.ndarray, which: str = "last",
-                       classifiers: dict[str, torch.nn.Module] | None = None) -> dict[str, np.ndarray]:
-    """Predicted class indices (N,) of each classifier, computed once per set of weights.
+def cached_predictions(store: RunStore, run_id: str, images_u8: np.ndarray, which: str = "last",
+                       model: torch.nn.Module | None = None) -> np.ndarray:
+    """Predicted class indices (N,) of one classifier run, computed once per weights and images.
 
     The result is kept as an npz (no pickles) in the store's cache folder, so the app's confusion page
-    does not classify the 10,000 test images again in every new server (about 20 s on one thread).
-    `classifiers`: the store's `which` models where the caller has them loaded already.
+    does not classify the 10,000 test images again in every new server (about 5 s a model on one
+    thread). `model`: the run's `which` model where the caller has it loaded already.
     """
     n = len(images_u8)
+    h = hashlib.sha256(np.ascontiguousarray(images_u8).tobytes())
+    h.update(weights_digest(store, run_id, which).encode())
 
     def predict() -> dict[str, np.ndarray]:
         images = torch.from_numpy(np.ascontiguousarray(images_u8))
-        models = classifiers or {name: store.load_model(name, which) for name in CLASSIFIERS}
-        return {name: predict_logits(models[name], images).argmax(1).numpy().astype(np.uint8)
-                for name in CLASSIFIERS}
+        m = model if model is not None else store.load_model(run_id, which)
+        return {"pred": predict_logits(m, images).argmax(1).numpy().astype(np.uint8)}
 
-    arrays = cached_arrays(_predictions_path(store, images_u8, which), predict,
-                           lambda a: all(name in a and a[name].shape == (n,) for name in CLASSIFIERS))
-    return {name: arrays[name].astype(np.int64) for name in CLASSIFIERS}
+    arrays = cached_arrays(store.cache_path(f"predictions-{h.hexdigest()[:16]}.npz"), predict,
+                           lambda a: "pred" in a and a["pred"].shape == (n,))
+    return arrays["pred"].astype(np.int64)

@@ -10,20 +10,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import AUTOENCODER, CLASS_NAMES, CLASSIFIERS, PIXEL_MEAN, PIXEL_STD
+from .config import CLASS_NAMES, PIXEL_MEAN, PIXEL_STD
 from .preprocess import ImageInputError, Preprocessed, preprocess_bytes
-from .store import CheckpointStore
+from .runs import RunStore
 
 
-def to_model_input(images: np.ndarray) -> torch.Tensor:
-    """(N, 28, 28) or (28, 28) in [0, 1] (float) or 0..255 (uint8) -> (N, 1, 28, 28) in [-1, 1]."""
+def to_model_input(images: np.ndarray, pixel_range: str = "signed") -> torch.Tensor:
+    """(N, 28, 28) or (28, 28) in [0, 1] (float) or 0..255 (uint8) -> (N, 1, 28, 28) in the range
+    a model takes: [-1, 1] ("signed") or [0, 1] ("unit")."""
     x = torch.as_tensor(np.asarray(images))
     x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
     if x.ndim == 2:
         x = x[None]
     if x.shape[-2:] != (28, 28):
         raise ValueError(f"expected 28x28 images, got shape {tuple(x.shape)}")
-    return ((x - PIXEL_MEAN) / PIXEL_STD).unsqueeze(1)
+    x = x.unsqueeze(1)
+    return (x - PIXEL_MEAN) / PIXEL_STD if pixel_range == "signed" else x
+
+
+def output_to_unit(model: torch.nn.Module, out: torch.Tensor) -> torch.Tensor:
+    """An autoencoder's output on [0, 1] for display: Tanh's [-1, 1] mapped, Sigmoid's as it is."""
+    spec = model.spec
+    signed = spec.decoder.output == "tanh" or (spec.decoder.output == "none" and spec.target_range == "signed")
+    return (out * PIXEL_STD + PIXEL_MEAN).clamp(0, 1) if signed else out.clamp(0, 1)
+
+
+def model_input(model: torch.nn.Module, images: np.ndarray) -> torch.Tensor:
+    """`to_model_input` in the model's own pixel range, on its device."""
+    return to_model_input(images, model.spec.input_range).to(next(model.parameters()).device)
 
 
 class Predictor:
@@ -32,20 +46,26 @@ class Predictor:
         self.autoencoder = autoencoder.eval() if autoencoder is not None else None
 
     @classmethod
-    def from_store(cls, store: CheckpointStore, which: str = "last", device: str = "cpu",
-                   with_autoencoder: bool = True) -> "Predictor":
-        classifiers = {name: store.load_model(name, which, device) for name in CLASSIFIERS}
-        ae = store.load_model(AUTOENCODER, which, device) if with_autoencoder else None
-        return cls(classifiers, ae)
+    def from_runs(cls, store: RunStore, classifiers: dict[str, str], autoencoder: str | None = None,
+                  which: str = "last", device: str = "cpu", with_autoencoder: bool = True) -> "Predictor":
+        """Classifier runs ({label: run id}) and, optionally, an autoencoder run."""
+        models = {label: store.load_model(rid, which, device) for label, rid in classifiers.items()}
+        ae = store.load_model(autoencoder, which, device) if with_autoencoder and autoencoder else None
+        return cls(models, ae)
 
-    def _device(self, model: torch.nn.Module) -> torch.device:
-        return next(model.parameters()).device
+    @classmethod
+    def from_store(cls, store: RunStore, which: str = "last", device: str = "cpu",
+                   with_autoencoder: bool = True) -> "Predictor":
+        """The reference protocol's four classifiers (labelled by scheme) and its autoencoder."""
+        from .presets import reference_runs
+        ids = reference_runs(store)
+        ae = ids.pop("autoencoder")
+        return cls.from_runs(store, ids, ae, which, device, with_autoencoder)
 
     @torch.inference_mode()
     def predict_proba(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Class probabilities (N, 10) from each classifier."""
-        x = to_model_input(images)
-        return {name: torch.softmax(m(x.to(self._device(m))), 1).cpu().numpy()
+        return {name: torch.softmax(m(model_input(m, images)), 1).cpu().numpy()
                 for name, m in self.classifiers.items()}
 
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -56,8 +76,8 @@ class Predictor:
         """Autoencoder reconstructions (N, 28, 28) in [0, 1]."""
         if self.autoencoder is None:
             raise ValueError("this predictor was built without the autoencoder")
-        x = to_model_input(images).to(self._device(self.autoencoder))
-        return (self.autoencoder(x)[:, 0] * PIXEL_STD + PIXEL_MEAN).clamp(0, 1).cpu().numpy()
+        out = self.autoencoder(model_input(self.autoencoder, images))
+        return output_to_unit(self.autoencoder, out)[:, 0].cpu().numpy()
 
     def classify(self, pre: Preprocessed) -> dict[str, dict]:
         """Predictions of all classifiers for one preprocessed input, in the CLI's JSON shape."""

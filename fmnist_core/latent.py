@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import AUTOENCODER, PIXEL_MEAN, PIXEL_STD
-from .inference import to_model_input
-from .store import CheckpointStore, cached_arrays
+from .inference import model_input, output_to_unit
+from .runs import RunStore
+from .store import CheckpointError, cached_arrays
 
 PCA_DIMS = 50          # UMAP runs on a PCA reduction of the 3,136-d codes: same map, far faster
 NEIGHBOURS = 15
@@ -68,19 +68,19 @@ def enable_numba_cache() -> int:
 
 @torch.inference_mode()
 def encode(autoencoder: torch.nn.Module, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Latent codes (N, 64, 7, 7) float32 of images (N, 28, 28) in [0, 1] or uint8."""
-    device = next(autoencoder.parameters()).device
-    out = [autoencoder.encoder(to_model_input(images[i:i + batch_size]).to(device)).cpu().numpy()
+    """Latent codes (N, *code shape) float32 of images (N, 28, 28) in [0, 1] or uint8: (N, 64, 7, 7)
+    for the reference network, (N, n) with a linear bottleneck."""
+    out = [autoencoder.encoder(model_input(autoencoder, images[i:i + batch_size])).cpu().numpy()
            for i in range(0, len(images), batch_size)]
     return np.concatenate(out).astype(np.float32)
 
 
 @torch.inference_mode()
 def decode(autoencoder: torch.nn.Module, latents: np.ndarray) -> np.ndarray:
-    """Images (N, 28, 28) in [0, 1] decoded from latent codes (N, 64, 7, 7)."""
+    """Images (N, 28, 28) in [0, 1] decoded from latent codes (N, *code shape)."""
     device = next(autoencoder.parameters()).device
     z = torch.as_tensor(latents, dtype=torch.float32, device=device)
-    return (autoencoder.decoder(z)[:, 0] * PIXEL_STD + PIXEL_MEAN).clamp(0, 1).cpu().numpy()
+    return output_to_unit(autoencoder, autoencoder.decoder(z))[:, 0].cpu().numpy()
 
 
 def interpolate(z_a: np.ndarray, z_b: np.ndarray, steps: int = 9) -> np.ndarray:
@@ -156,19 +156,19 @@ class LatentMap:
                 and a["coords"].shape == (n, 2) and len(a["reduced"]) == n == len(a["labels"]))
 
 
-def map_path(store: CheckpointStore, which: str = "last") -> Path:
-    """Cache file of the map for the autoencoder's current `which` weights (named by their sha256)."""
-    m = store.manifest(AUTOENCODER)
-    if m is None:
-        raise FileNotFoundError("no autoencoder checkpoint")
+def map_path(store: RunStore, run_id: str, which: str = "last") -> Path:
+    """Cache file of the map of an autoencoder run's `which` weights (named by their sha256)."""
+    m = store.require(run_id)
+    if which not in m["roles"]:
+        raise CheckpointError(f"{run_id} has no {which!r} weights")
     digest = m["files"][m["roles"][which]][:12]
-    return store.root / "cache" / f"umap-{which}-{digest}.npz"
+    return store.cache_path(f"umap-{which}-{digest}.npz")
 
 
-def latent_map(store: CheckpointStore, autoencoder: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
-               which: str = "last") -> LatentMap:
+def latent_map(store: RunStore, run_id: str, autoencoder: torch.nn.Module, images: np.ndarray,
+               labels: np.ndarray, which: str = "last") -> LatentMap:
     """The cached map if present, else fit it on these images' codes and cache it."""
-    arrays = cached_arrays(map_path(store, which),
+    arrays = cached_arrays(map_path(store, run_id, which),
                            lambda: LatentMap.fit(encode(autoencoder, images), labels).to_arrays(),
                            LatentMap.arrays_are_valid)
     return LatentMap.from_arrays(arrays)

@@ -1,7 +1,9 @@
-"""The convolutional autoencoder and the classifier that reuses its encoder.
+"""Networks built from a RunSpec: the encoder, the decoder, the autoencoder and the classifier.
 
-Shapes (reference protocol): image (N, 1, 28, 28) -> latent (N, 64, 7, 7) -> image.
-Classifier: encoder -> flatten 3136 -> 128 -> 10 logits, 458,570 parameters.
+Every architecture of the reference documents is one spec (see presets.py). Shapes of the reference
+protocol: image (N, 1, 28, 28) -> latent (N, 64, 7, 7) -> image; classifier: encoder -> flatten 3136
+-> 128 -> 10 logits, 458,570 parameters. The fused CPU kernels serve any first block of the form
+Conv(1->C, 3x3, padding 1) + ReLU + MaxPool2 with C a multiple of 16; other shapes use PyTorch's layers.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import torch
 from torch import nn
 
 from . import kernels
-from .config import ModelConfig, scheme
+from .spec import DecoderLayer, RunSpec, SpecError
 
 # Dropout keeps an element when a uniform 16-bit integer is >= this fraction of 2^16 (see Dropout).
 _LANES_PER_WORD = 3        # of the four 16-bit lanes in an int64 draw; the top one has only 15 random bits
@@ -53,35 +55,113 @@ class Dropout(nn.Dropout):
 
 
 class Encoder(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    """Conv blocks, then an optional linear bottleneck; `net` is one nn.Sequential.
+
+    A block's Conv -> ReLU -> MaxPool is computed as Conv -> MaxPool -> ReLU: the two commute (ReLU
+    is monotone; the gradient reaches the same element) and the ReLU then touches a quarter of the
+    values. For the reference network this gives the parameter names net.0, net.4, net.8 of the
+    shipped weights (tests/test_models checks the function against the reference layer order).
+    """
+
+    def __init__(self, spec: RunSpec):
         super().__init__()
-        c1, c2, c3 = cfg.channels
-        # The reference's Conv -> ReLU -> MaxPool, computed as Conv -> MaxPool -> ReLU: the two commute
-        # (ReLU is monotone; the gradient reaches the same element), and the ReLU then touches a quarter
-        # of the values. Parameter names are unchanged (net.0, net.4, net.8); tests/test_models checks it.
-        self.net = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(), Dropout(cfg.dropout),   # 28 -> 14
-            nn.Conv2d(c1, c2, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(), Dropout(cfg.dropout),  # 14 -> 7
-            nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(),                                            # latent
-        )
+        enc = spec.encoder
+        layers: list[nn.Module] = []
+        in_ch = 1
+        for block in enc.blocks:
+            layers.append(nn.Conv2d(in_ch, block.channels, block.kernel, padding=block.padding))
+            pool = [nn.MaxPool2d(2, ceil_mode=block.pool_ceil)] if block.pool else []
+            drop = [Dropout(enc.dropout)] if block.dropout else []
+            if block.dropout_before_pool:
+                layers += [nn.ReLU(), *drop, *pool]
+            else:
+                layers += [*pool, nn.ReLU(), *drop]
+            in_ch = block.channels
+        if enc.bottleneck is not None:
+            c, h, w = conv_output_shape(spec)
+            layers += [nn.Flatten(), nn.Linear(c * h * w, enc.bottleneck), nn.ReLU()]
+            if enc.bottleneck_dropout:
+                layers.append(Dropout(enc.dropout))
+        self.net = nn.Sequential(*layers)
+        first = enc.blocks[0]
+        # net[0:3] is Conv(1->C, 3x3, pad 1), MaxPool2, ReLU: the fused kernel's function.
+        self.fusable = (first.kernel == 3 and first.padding == 1 and first.pool and not first.pool_ceil
+                        and not first.dropout_before_pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.net[0]
-        if conv.bias is not None and kernels.first_block_supported(x, conv.weight):
-            # net[0:3] (conv, pool, ReLU) in one fused CPU pass: the same function (see kernels.py).
+        if self.fusable and conv.bias is not None and kernels.first_block_supported(x, conv.weight):
             return self.net[3:](kernels.first_block(x, conv.weight, conv.bias))
         return self.net(x)
 
 
+def conv_output_shape(spec: RunSpec) -> tuple[int, int, int]:
+    """(C, H, W) after the encoder's conv blocks, for a 28x28 input; SpecError where a size vanishes."""
+    h = w = 28
+    c = 1
+    for i, b in enumerate(spec.encoder.blocks):
+        h, w = h + 2 * b.padding - b.kernel + 1, w + 2 * b.padding - b.kernel + 1
+        if b.pool:
+            h, w = (-(-h // 2), -(-w // 2)) if b.pool_ceil else (h // 2, w // 2)
+        if h < 1 or w < 1:
+            raise SpecError(f"encoder.blocks[{i}]: the image shrinks to {h}x{w}; use padding or fewer blocks")
+        c = b.channels
+    return c, h, w
+
+
+def latent_shape(spec: RunSpec) -> tuple[int, ...]:
+    """The code's shape per image: (C, H, W), or (n,) with a linear bottleneck."""
+    return (spec.encoder.bottleneck,) if spec.encoder.bottleneck is not None else conv_output_shape(spec)
+
+
+def derived_decoder_layers(spec: RunSpec) -> tuple[DecoderLayer, ...]:
+    """The decoder the reference protocol uses, for any encoder: for each pooled block, last first, a
+    stride-2 3x3 transposed convolution back to that block's size and channels, + ReLU; then a 3x3
+    convolution to one channel. The output padding is whatever restores the size before the pool."""
+    sizes = []                 # (channels, size before the pool) of each pooled block
+    h = 28
+    for b in spec.encoder.blocks:
+        h = h + 2 * b.padding - b.kernel + 1
+        if b.pool:
+            sizes.append((b.channels, h))
+            h = -(-h // 2) if b.pool_ceil else h // 2
+    layers = []
+    for channels, target in reversed(sizes):
+        out_pad = target - ((h - 1) * 2 - 2 + 3)
+        layers.append(DecoderLayer(channels, 3, 2, 1, out_pad))
+        h = target
+    layers.append(DecoderLayer(1, 3, 1, (3 - 1 - (28 - h)) // 2 if h != 28 else 1, 0, transposed=False, relu=False))
+    return tuple(layers)
+
+
+_OUTPUT = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "none": nn.Identity}
+
+
 class Decoder(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, spec: RunSpec):
         super().__init__()
-        c1, c2, c3 = cfg.channels
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),  # 7 -> 14
-            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),  # 14 -> 28
-            nn.Conv2d(c1, 1, 3, padding=1), nn.Tanh(),                                          # [-1, 1]
-        )
+        enc = spec.encoder
+        c, h, w = conv_output_shape(spec)
+        layers: list[nn.Module] = []
+        if enc.bottleneck is not None:
+            layers += [nn.Linear(enc.bottleneck, c * h * w), nn.ReLU()]
+            if enc.bottleneck_dropout:
+                layers.append(Dropout(enc.dropout))
+            layers.append(nn.Unflatten(1, (c, h, w)))
+        in_ch = c
+        for layer in spec.decoder.layers if spec.decoder.layers is not None else derived_decoder_layers(spec):
+            if layer.transposed:
+                layers.append(nn.ConvTranspose2d(in_ch, layer.channels, layer.kernel, stride=layer.stride,
+                                                 padding=layer.padding, output_padding=layer.output_padding))
+            else:
+                layers.append(nn.Conv2d(in_ch, layer.channels, layer.kernel, stride=layer.stride, padding=layer.padding))
+            if layer.relu:
+                layers.append(nn.ReLU())
+            if layer.dropout:
+                layers.append(Dropout(enc.dropout))
+            in_ch = layer.channels
+        layers.append(_OUTPUT[spec.decoder.output]())
+        self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
@@ -90,11 +170,11 @@ class Decoder(nn.Module):
 class Autoencoder(nn.Module):
     kind = "autoencoder"
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, spec: RunSpec):
         super().__init__()
-        self.cfg = cfg
-        self.encoder = Encoder(cfg)
-        self.decoder = Decoder(cfg)
+        self.spec = spec
+        self.encoder = Encoder(spec)
+        self.decoder = Decoder(spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
@@ -103,15 +183,23 @@ class Autoencoder(nn.Module):
 class Classifier(nn.Module):
     kind = "classifier"
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, spec: RunSpec, num_classes: int = 10):
         super().__init__()
-        self.cfg = cfg
-        self.encoder = Encoder(cfg)
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(cfg.latent_dim, cfg.hidden), nn.ReLU(), Dropout(cfg.dropout),
-            nn.Linear(cfg.hidden, cfg.num_classes),
-        )
+        self.spec = spec
+        self.encoder = Encoder(spec)
+        width = 1
+        for s in latent_shape(spec):
+            width *= s
+        layers: list[nn.Module] = [nn.Flatten()]
+        for hidden in spec.head.hidden:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            if spec.head.dropout:
+                layers.append(Dropout(spec.encoder.dropout))
+            width = hidden
+        layers.append(nn.Linear(width, num_classes))
+        if spec.head.final_relu:
+            layers.append(nn.ReLU())
+        self.head = nn.Sequential(*layers)
         self.frozen_encoder = False
 
     def freeze_encoder(self) -> None:
@@ -131,25 +219,54 @@ class Classifier(nn.Module):
         return self.head(z)
 
 
-def build(kind: str, cfg: ModelConfig) -> nn.Module:
-    if kind == "autoencoder":
-        return Autoencoder(cfg)
-    if kind == "classifier":
-        return Classifier(cfg)
-    raise ValueError(f"unknown model kind {kind!r}")
-
-
-def make_classifier(name: str, cfg: ModelConfig, pretrained_encoder: dict | None) -> Classifier:
-    """Set up one of the four schemes. `pretrained_encoder` is the autoencoder's encoder state."""
-    from_pretrained, frozen = scheme(name)
-    model = Classifier(cfg)
-    if from_pretrained:
-        if pretrained_encoder is None:
-            raise ValueError(f"{name} needs the trained autoencoder's encoder; train the autoencoder first")
-        model.encoder.load_state_dict(pretrained_encoder)
-    if frozen:
+def build(spec: RunSpec) -> nn.Module:
+    """The network of a spec, with fresh weights, frozen where the spec says (no pretrained weights)."""
+    if spec.kind == "autoencoder":
+        return Autoencoder(spec)
+    model = Classifier(spec)
+    if spec.frozen:
         model.freeze_encoder()
     return model
+
+
+def make_model(spec: RunSpec, pretrained_encoder: dict | None = None) -> nn.Module:
+    """`build`, with the autoencoder's encoder state loaded where the spec starts from it."""
+    model = build(spec)
+    if spec.kind == "classifier" and spec.init == "pretrained":
+        if pretrained_encoder is None:
+            raise ValueError(f"{spec.name} starts from the encoder of {spec.pretrained_from}; train that first")
+        try:
+            model.encoder.load_state_dict(pretrained_encoder)
+        except RuntimeError as e:
+            raise SpecError(f"{spec.name}: the encoder of {spec.pretrained_from} does not fit this spec's "
+                            f"encoder ({str(e).splitlines()[0]})") from None
+    return model
+
+
+def layer_shapes(spec: RunSpec) -> list[tuple[str, tuple[int, ...]]]:
+    """(layer, output shape per image) through the network, for a 28x28 input, in order."""
+    model = build(spec).eval()
+    shapes: list[tuple[str, tuple[int, ...]]] = []
+    parts = [model.encoder.net] + ([model.decoder.net] if spec.kind == "autoencoder" else [model.head])
+    x = torch.zeros(1, 1, 28, 28)
+    with torch.no_grad():
+        for part in parts:
+            for layer in part:
+                x = layer(x)
+                shapes.append((type(layer).__name__, tuple(x.shape[1:])))
+    return shapes
+
+
+def check_shapes(spec: RunSpec) -> None:
+    """SpecError unless the network runs on a 28x28 image and an autoencoder gives back (1, 28, 28)."""
+    conv_output_shape(spec)
+    try:
+        shapes = layer_shapes(spec)
+    except RuntimeError as e:
+        raise SpecError(f"{spec.name}: the layers do not fit together ({str(e).splitlines()[0]})") from None
+    if spec.kind == "autoencoder" and shapes[-1][1] != (1, 28, 28):
+        raise SpecError(f"{spec.name}: the decoder gives {shapes[-1][1]}, not (1, 28, 28); "
+                        "set decoder.layers (kernel, padding, output_padding) so that it does")
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -1,7 +1,7 @@
-"""A small JSON file that a training process keeps up to date, for the app to poll.
+"""A small JSON file in a run's folder that its training process keeps up to date, for the app to poll.
 
-It says which model and epoch are training and since when; whether the run is alive is decided by
-the training lock (see `train.is_training`), not by this file, so a crashed run never looks alive.
+It says which epoch and batch are training and since when; whether the run is alive is decided by
+the run's lock (`RunStore.is_training`), not by this file, so a crashed run never looks alive.
 """
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ from .store import atomic_write
 FILENAME = "progress.json"
 
 
-def read_progress(root: str | os.PathLike) -> dict | None:
+def read_progress(folder: str | os.PathLike) -> dict | None:
     try:
-        return json.loads((Path(root) / FILENAME).read_text())
+        return json.loads((Path(folder) / FILENAME).read_text())
     except (OSError, ValueError):
         return None
 
 
 class ProgressFile:
-    def __init__(self, root: str | os.PathLike):
-        self.path = Path(root) / FILENAME
+    def __init__(self, folder: str | os.PathLike):
+        self.path = Path(folder) / FILENAME
         self.state: dict = {}
 
     def _write(self) -> None:
@@ -34,27 +34,21 @@ class ProgressFile:
         except OSError:
             pass   # progress is a courtesy; training goes on without it
 
-    def begin(self, models, epochs: int) -> None:
-        self.state = {"pid": os.getpid(), "status": "running", "models": list(models), "epochs": epochs,
-                      "started": time.time(), "model": None, "epoch": 0, "batch": 0, "batches": 0,
-                      "epoch_seconds": {}}
+    def begin(self, run_id: str, epochs: int) -> None:
+        self.state = {"pid": os.getpid(), "status": "running", "run": run_id, "epochs": epochs,
+                      "started": time.time(), "epoch": 0, "batch": 0, "batches": 0, "epoch_seconds": None}
         self._write()
 
     def update(self, event: dict) -> None:
         s = self.state
         kind = event["type"]
-        s["model"] = event["model"]
-        if kind == "start":
-            s.update(epoch=event["start_epoch"] - 1, batch=0, batches=0)
-        elif kind == "batch":
+        if kind == "batch":
             s.update(epoch=event["epoch"] - 1, batch=event["batch"], batches=event["batches"])
+            if event["batch"] != event["batches"] and event["batch"] % 100:
+                return
         elif kind == "epoch":
-            s.update(epoch=event["record"]["epoch"], batch=0)
-            s["epoch_seconds"][event["model"]] = event["record"]["seconds"]
-        elif kind in ("done", "skip"):
-            s.setdefault("finished_models", []).append(event["model"])
-        if kind != "batch" or event["batch"] == event["batches"] or event["batch"] % 100 == 0:
-            self._write()
+            s.update(epoch=event["record"]["epoch"], batch=0, epoch_seconds=event["record"]["seconds"])
+        self._write()
 
     def finish(self, status: str) -> None:
         self.state["status"] = status

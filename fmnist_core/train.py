@@ -1,7 +1,7 @@
-"""One training loop for the autoencoder and the four classifiers.
+"""One training loop for every run: autoencoders and classifiers of any spec.
 
 The data stay on the training device as uint8 tensors; a batch is an index into them, scaled to
-[-1, 1] on the fly. Every epoch records the loss while training, then re-evaluates the training,
+the spec's pixel range on the fly. Every epoch records the loss while training, then re-evaluates the training,
 validation and test sets in eval mode, and is written to the checkpoint store before the next one
 starts, so a run stopped at any moment resumes from its last finished epoch.
 
@@ -22,18 +22,18 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
-from .config import AUTOENCODER, CLASSIFIERS, ModelConfig, TrainConfig, scheme
-from .data import Split, scale
-from .models import Autoencoder, Classifier, make_classifier
-from .store import CheckpointError, CheckpointStore, check_writable, optimizer_from_tensors, sha256_bytes
+from .data import FashionMNIST, Split, scale, split
+from .models import Autoencoder, Classifier, make_model
+from .progress import ProgressFile
+from .runs import RunStore, TrainingBusy
+from .spec import OptimizerSpec, RunSpec
+from .store import CheckpointError, optimizer_from_tensors
 
 Callback = Callable[[dict], None]
-
-
-class TrainingBusy(RuntimeError):
-    """Another process holds the training lock of this checkpoint folder."""
+EVAL_BATCH = 1000                               # evaluation only; does not change results
+SNAPSHOT_EPOCHS = (1, 2, 5, 10, 20, 50)         # autoencoder weights kept for the app (and the last)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -77,15 +77,20 @@ def _prepare(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return model.to(device=device, memory_format=torch.channels_last)
 
 
-def make_optimizer(model: torch.nn.Module, train_cfg: TrainConfig) -> torch.optim.Adam:
-    """Adam over the parameters that train (a frozen encoder's are left out).
+def make_optimizer(model: torch.nn.Module, opt: OptimizerSpec = OptimizerSpec()) -> torch.optim.Optimizer:
+    """The spec's optimizer over the parameters that train (a frozen encoder's are left out).
 
-    The fused kernel does the whole update in one pass over each tensor: on the 2-core CPU training
-    ran 1-6% faster than with the default loop (benchmarks/profile_training.py --variants); on CUDA
-    it avoids a kernel launch per operation.
-    The same update rule, so checkpoints from either resume with the other.
+    Adam and AdamW use the fused kernel, the whole update in one pass over each tensor: on the
+    2-core CPU training ran 1-6% faster than with the default loop (benchmarks/profile_training.py
+    --variants); on CUDA it avoids a kernel launch per operation. The same update rule, so
+    checkpoints from either resume with the other. Adam's weight_decay is L2; AdamW's is decoupled.
     """
-    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=train_cfg.lr, fused=True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if opt.name == "adam":
+        return torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay, fused=True)
+    if opt.name == "adamw":
+        return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay, fused=True)
+    return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
@@ -102,12 +107,18 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
                 param_state[key] = torch.empty_like(param).copy_(value)
 
 
-def _batch(images_u8: torch.Tensor) -> torch.Tensor:
-    return scale(images_u8).contiguous(memory_format=torch.channels_last)
+def _batch(images_u8: torch.Tensor, pixel_range: str = "signed") -> torch.Tensor:
+    return scale(images_u8, pixel_range).contiguous(memory_format=torch.channels_last)
+
+
+def _ranges(model: torch.nn.Module) -> tuple[str, str]:
+    """(input range, autoencoder target range) of a model built from a spec."""
+    spec = getattr(model, "spec", None)
+    return (spec.input_range, spec.target_range) if spec is not None else ("signed", "signed")
 
 
 @torch.inference_mode()
-def frozen_features(model: Classifier, x_u8: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def frozen_features(model: Classifier, x_u8: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """Eval-mode outputs (N, 3136) of a frozen encoder, flattened as the head takes them.
 
     They cannot change while only the head trains, so each epoch's evaluation of a frozen scheme runs
@@ -116,7 +127,7 @@ def frozen_features(model: Classifier, x_u8: torch.Tensor, batch_size: int = 100
     """
     was_training = model.training
     model.eval()
-    out = torch.cat([model.encoder(_batch(x_u8[i:i + batch_size])).flatten(1)
+    out = torch.cat([model.encoder(_batch(x_u8[i:i + batch_size], _ranges(model)[0])).flatten(1)
                      for i in range(0, len(x_u8), batch_size)])
     model.train(was_training)
     return out
@@ -124,7 +135,7 @@ def frozen_features(model: Classifier, x_u8: torch.Tensor, batch_size: int = 100
 
 @torch.inference_mode()
 def evaluate_split(model: torch.nn.Module, x_u8: torch.Tensor, y: torch.Tensor | None,
-                   batch_size: int = 1000, features: torch.Tensor | None = None) -> dict:
+                   batch_size: int = EVAL_BATCH, features: torch.Tensor | None = None) -> dict:
     """Mean loss (and accuracy for classifiers) over a whole tensor set, in eval mode.
 
     `features`: `frozen_features(model, x_u8)` of a frozen-encoder classifier; then only its head runs.
@@ -134,15 +145,17 @@ def evaluate_split(model: torch.nn.Module, x_u8: torch.Tensor, y: torch.Tensor |
     total_loss = torch.zeros((), device=x_u8.device, dtype=torch.float64)
     correct = torch.zeros((), device=x_u8.device, dtype=torch.int64)
     is_ae = isinstance(model, Autoencoder)
+    in_range, target_range = _ranges(model)
     for i in range(0, len(x_u8), batch_size):
         if features is not None:
             out = model.head(features[i:i + batch_size])
         else:
-            xb = _batch(x_u8[i:i + batch_size])
+            xb = _batch(x_u8[i:i + batch_size], in_range)
             out = model(xb)
         if is_ae:
+            target = xb if target_range == in_range else _batch(x_u8[i:i + batch_size], target_range)
             # MSE per pixel, averaged over images: the same number nn.MSELoss gives per batch.
-            total_loss += F.mse_loss(out, xb, reduction="sum") / xb[0].numel()
+            total_loss += F.mse_loss(out, target, reduction="sum") / target[0].numel()
         else:
             yb = y[i:i + batch_size]
             total_loss += F.cross_entropy(out, yb, reduction="sum")
@@ -168,13 +181,17 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x_
     order = order.to(x_u8.device)
     model.train()
     is_ae = isinstance(model, Autoencoder)
+    in_range, target_range = _ranges(model)
     running = torch.zeros((), device=x_u8.device)
     n_batches = (len(order) + batch_size - 1) // batch_size
     for b in range(n_batches):
         idx = order[b * batch_size:(b + 1) * batch_size]
-        xb = _batch(x_u8[idx])
+        xb = _batch(x_u8[idx], in_range)
         out = model(xb)
-        loss = F.mse_loss(out, xb) if is_ae else F.cross_entropy(out, y[idx])
+        if is_ae:
+            loss = F.mse_loss(out, xb if target_range == in_range else _batch(x_u8[idx], target_range))
+        else:
+            loss = F.cross_entropy(out, y[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -199,95 +216,168 @@ def _device_name(device: torch.device) -> str:
     return f"cpu ({os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads)"
 
 
-def _resume_state(store: CheckpointStore, name: str, train_cfg: TrainConfig, model_cfg: ModelConfig,
-                  fingerprint: str, encoder_source: str | None) -> tuple[dict | None, str]:
-    """The manifest to resume from, or None with the reason for a fresh start."""
-    try:
-        m = store.manifest(name)
-    except CheckpointError as e:
-        return None, f"previous checkpoint unreadable ({e}); starting fresh"
-    if m is None:
-        return None, "no previous checkpoint"
-    old = TrainConfig.from_dict(m["train_config"])
-    same = (old.batch_size, old.lr, old.val_size, old.subset, old.seed) == \
-           (train_cfg.batch_size, train_cfg.lr, train_cfg.val_size, train_cfg.subset, train_cfg.seed)
-    if not same or ModelConfig.from_dict(m["model_config"]) != model_cfg:
-        return None, "previous checkpoint used other settings; starting fresh"
+def split_for(spec: RunSpec, data: FashionMNIST, device: torch.device | str) -> Split:
+    """The training, validation and test tensors a spec asks for, on `device`."""
+    return split(data, spec.val_size, spec.subset, spec.split_seed, device)
+
+
+def _check_resumable(m: dict, fingerprint: str, encoder_source: dict | None) -> str | None:
+    """Why the partial run `m` cannot be resumed, or None."""
     if m["data_fingerprint"] != fingerprint:
-        return None, "previous checkpoint used other data; starting fresh"
-    if m.get("provenance", {}).get("encoder_source") != encoder_source:
-        return None, "the autoencoder changed since this classifier was trained; starting fresh"
-    done = len(m["history"])
-    if done >= train_cfg.epochs:
-        return m, "already trained"
+        return (f"its epochs were trained on other data ({m['data_fingerprint']}, now {fingerprint}); "
+                "point --data at the data it used, or delete its folder to start it again")
+    if (m.get("provenance") or {}).get("encoder_source") != encoder_source:
+        return "the encoder it started from changed since; delete its folder to start it again"
     if "optim" not in m["roles"]:
-        return None, "previous run finished without optimizer state; starting fresh"
-    return m, f"resuming after epoch {done}"
+        return "it holds no optimizer state to resume from; delete its folder to start it again"
+    return None
 
 
-def train_model(name: str, data: Split, store: CheckpointStore, train_cfg: TrainConfig = TrainConfig(),
-                model_cfg: ModelConfig = ModelConfig(), device: torch.device | str = "cpu",
-                callback: Callback | None = None, command: str | None = None) -> dict:
-    """Train (or resume, or skip if done) one model; returns its manifest."""
+def _continuation_source(store: RunStore, spec: RunSpec) -> tuple[str, dict] | None:
+    """The complete run with this spec but fewer epochs, the longest, to continue from."""
+    best = None
+    for rid in store.run_ids():
+        try:
+            m = store.manifest(rid)
+        except CheckpointError:
+            continue
+        if not m or not m["complete"] or m["kind"] != spec.kind or m["spec"]["epochs"] >= spec.epochs:
+            continue
+        if {**m["spec"], "epochs": spec.epochs, "name": spec.name} == spec.to_dict():
+            if best is None or m["spec"]["epochs"] > best[1]["spec"]["epochs"]:
+                best = (rid, m)
+    return best
+
+
+def train_run(spec: RunSpec, data: FashionMNIST, store: RunStore, device: torch.device | str = "cpu",
+              callback: Callback | None = None, command: str | None = None,
+              splits: dict | None = None) -> dict:
+    """Train one run to its spec's epochs, or resume it, or return it untouched if complete.
+
+    Holds the run's own lock while it trains: TrainingBusy at once where another live process
+    trains the same run. A complete run with this spec but fewer epochs is continued in a new run
+    (its weights and history copied; a fresh optimizer state, since complete runs keep none).
+    `splits`: a dict to reuse the tensors of runs with the same data split.
+    """
     device = torch.device(device)
     emit = callback or (lambda event: None)
-    is_ae = name == AUTOENCODER
+    run_id = spec.run_id
+    existing = store.find(spec)
+    if existing is not None and existing != run_id:
+        spec = spec.replace(name=existing.rsplit("-", 1)[0])   # the same spec under its stored name
+        run_id = existing
+    m = store.manifest(run_id)
+    if m is not None and m["complete"]:
+        emit({"type": "skip", "run": run_id, "reason": "already trained"})
+        return m
+
+    lock = store.lock(run_id)
+    store.writable_folder(run_id)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise TrainingBusy(f"{run_id} is being trained by another process; wait for it or stop it") from None
+    progress = ProgressFile(store.write_root / run_id)
+    try:
+        progress.begin(run_id, spec.epochs)
+        manifest = _train_locked(spec, data, store, device, emit, command, splits, progress)
+    except BaseException as e:
+        progress.finish("stopped" if isinstance(e, KeyboardInterrupt) else f"failed: {e}")
+        raise
+    finally:
+        lock.release()
+    progress.finish("finished")
+    return manifest
+
+
+def _train_locked(spec, data, store, device, emit, command, splits, progress) -> dict:
+    run_id = spec.run_id
+    key = (spec.val_size, spec.subset, spec.split_seed)
+    if splits is not None and key in splits:
+        tensors = splits[key]
+    else:
+        tensors = split_for(spec, data.to(device) if data.train_images.device != device else data, device)
+        if splits is not None:
+            splits[key] = tensors
+    is_ae = spec.kind == "autoencoder"
     encoder_source = None
     pretrained = None
-    if not is_ae and scheme(name)[0]:
-        ae = store.manifest(AUTOENCODER)
+    if spec.kind == "classifier" and spec.init == "pretrained":
+        ae = store.manifest(spec.pretrained_from)
         if ae is None or not ae["complete"]:
-            raise CheckpointError(f"{name} starts from the trained autoencoder; train the autoencoder first")
-        encoder_source = ae["files"][ae["roles"]["last"]]
-        state = store.read_file(AUTOENCODER, "last", ae)
+            raise CheckpointError(f"{spec.name} starts from the encoder of {spec.pretrained_from}, which is "
+                                  f"{'not complete' if ae else 'not in the store'}; train it first")
+        encoder_source = {"run": spec.pretrained_from, "file": ae["roles"]["last"]}
+        state = store.read_file(spec.pretrained_from, "last", ae)
         pretrained = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
 
-    resume, reason = _resume_state(store, name, train_cfg, model_cfg, data.fingerprint, encoder_source)
-    if resume is not None and len(resume["history"]) >= train_cfg.epochs:
-        emit({"type": "skip", "model": name, "reason": reason})
-        return resume
+    old = store.manifest(run_id)                 # a partial run of this spec, or None
+    started_from = None
+    if old is not None:
+        why = _check_resumable(old, tensors.fingerprint, encoder_source)
+        if why:
+            raise CheckpointError(f"{run_id} is partial ({len(old['history'])} of {spec.epochs} epochs) and "
+                                  f"cannot resume: {why}")
+        reason = f"resuming after epoch {len(old['history'])}"
+    else:
+        source = _continuation_source(store, spec)
+        if source is not None:
+            src_id, src = source
+            if src["data_fingerprint"] != tensors.fingerprint:
+                source = None
+        if source is not None:
+            copied = store.copy_weights_from(src_id, spec)
+            started_from = {"run": src_id, "epoch": len(src["history"])}
+            old = {**copied, "history": src["history"], "best_epoch": src["best_epoch"], "optimizer": None,
+                   "provenance": {**(src.get("provenance") or {}), "started_from": started_from}}
+            reason = f"continuing from {src_id} after its epoch {len(src['history'])}"
+        else:
+            reason = "new run"
 
-    # Each model gets its own initialisation seed, so the four classifiers are not clones.
-    torch.manual_seed(train_cfg.seed if is_ae else train_cfg.seed + CLASSIFIERS.index(name) + 1)
-    model = Autoencoder(model_cfg) if is_ae else make_classifier(name, model_cfg, pretrained)
-    model = _prepare(model, device)
+    torch.manual_seed(spec.seed + spec.init_seed_offset)
+    model = _prepare(make_model(spec, pretrained), device)
     if device.type == "cpu":
         tune_cpu_allocator()
-    optimizer = make_optimizer(model, train_cfg)
+    optimizer = make_optimizer(model, spec.optimizer)
     history: list[dict] = []
     best_epoch = 0
     wall_before = 0.0
-    if resume is not None:
-        model.load_state_dict(store.read_file(name, "last", resume))
-        load_optimizer_state(optimizer, optimizer_from_tensors(store.read_file(name, "optim", resume),
-                                                               resume["optimizer"]))
-        history = list(resume["history"])
-        best_epoch = resume["best_epoch"]
-        wall_before = resume["provenance"].get("wall_time_s", 0.0)
+    if old is not None:
+        model.load_state_dict(store.read_file(run_id, "last", old) if started_from is None else
+                              store.read_file(started_from["run"], "last"))
+        if old.get("optimizer") is not None:
+            load_optimizer_state(optimizer, optimizer_from_tensors(store.read_file(run_id, "optim", old),
+                                                                   old["optimizer"]))
+        history = list(old["history"])
+        best_epoch = old["best_epoch"]
+        wall_before = (old.get("provenance") or {}).get("wall_time_s", 0.0)
+        started_from = started_from or (old.get("provenance") or {}).get("started_from")
     start_epoch = len(history) + 1
-    emit({"type": "start", "model": name, "epochs": train_cfg.epochs, "start_epoch": start_epoch,
+    emit({"type": "start", "run": run_id, "name": spec.name, "epochs": spec.epochs, "start_epoch": start_epoch,
           "reason": reason})
 
-    x_train, y_train = data.train_x, (None if is_ae else data.train_y)
-    eval_sets = {"train": (x_train, y_train), "val": (data.val_x, None if is_ae else data.val_y),
-                 "test": (data.test_x, None if is_ae else data.test_y)}
+    x_train, y_train = tensors.train_x, (None if is_ae else tensors.train_y)
+    eval_sets = {"train": (x_train, y_train), "val": (tensors.val_x, None if is_ae else tensors.val_y),
+                 "test": (tensors.test_x, None if is_ae else tensors.test_y)}
     features = {k: None for k in eval_sets}
     wall_this_run = 0.0
-    if not is_ae and model.frozen_encoder and start_epoch <= train_cfg.epochs:
+    if not is_ae and model.frozen_encoder:
         t0 = time.perf_counter()
-        features = {k: frozen_features(model, x, train_cfg.eval_batch_size) for k, (x, _) in eval_sets.items()}
+        features = {k: frozen_features(model, x) for k, (x, _) in eval_sets.items()}
         wall_this_run += time.perf_counter() - t0
-    for epoch in range(start_epoch, train_cfg.epochs + 1):
+    n_eval = sum(len(x) for x, _ in eval_sets.values())
+    for epoch in range(start_epoch, spec.epochs + 1):
         t0 = time.perf_counter()
-        running = train_one_epoch(
-            model, optimizer, x_train, y_train, train_cfg.batch_size, train_cfg.seed, epoch,
-            on_batch=lambda b, n, e=epoch: emit({"type": "batch", "model": name, "epoch": e,
-                                                 "epochs": train_cfg.epochs, "batch": b, "batches": n}))
+
+        def on_batch(b, n, e=epoch):
+            event = {"type": "batch", "run": run_id, "epoch": e, "epochs": spec.epochs, "batch": b, "batches": n}
+            progress.update(event)
+            emit(event)
+        running = train_one_epoch(model, optimizer, x_train, y_train, spec.batch_size, spec.seed, epoch,
+                                  on_batch=on_batch)
         t1 = time.perf_counter()
-        tr, va, te = (evaluate_split(model, x, y, train_cfg.eval_batch_size, features[k])
-                      for k, (x, y) in eval_sets.items())
+        tr, va, te = (evaluate_split(model, x, y, EVAL_BATCH, features[k]) for k, (x, y) in eval_sets.items())
         t2 = time.perf_counter()
-        n_eval = sum(len(x) for x, _ in eval_sets.values())
         record = {"epoch": epoch, "train_loss_running": running, "train_loss": tr["loss"],
                   "val_loss": va["loss"], "test_loss": te["loss"]}
         if not is_ae:
@@ -305,57 +395,30 @@ def train_model(name: str, data: Split, store: CheckpointStore, train_cfg: Train
         provenance = {
             "command": command, "commit": _git_commit(), "device": _device_name(device),
             "torch": torch.__version__, "wall_time_s": round(wall_before + wall_this_run, 1),
-            "encoder_source": encoder_source,
+            "encoder_source": encoder_source, "started_from": started_from,
         }
+        snapshot = is_ae and (epoch in SNAPSHOT_EPOCHS or epoch == spec.epochs)
         try:
-            store.save_epoch(name, "autoencoder" if is_ae else "classifier", model, optimizer, model_cfg,
-                             train_cfg, history, best_epoch, data.fingerprint, provenance, is_best,
-                             snapshot=is_ae and (epoch in train_cfg.keep_epochs or epoch == train_cfg.epochs))
+            old = store.save_epoch(spec, model, optimizer, history, best_epoch, tensors.fingerprint, provenance,
+                                   is_best, snapshot, old)
         except OSError as e:
             raise CheckpointError(
-                f"could not write epoch {epoch} of {name} to {store.model_dir(name)}: {e.strerror or e}. "
+                f"could not write epoch {epoch} of {run_id} to {store.write_root / run_id}: {e.strerror or e}. "
                 f"The checkpoint of epoch {epoch - 1} is untouched; free space or choose another "
                 "--checkpoints folder, then run the same command to resume.") from e
-        emit({"type": "epoch", "model": name, "record": record, "epochs": train_cfg.epochs,
-              "best_epoch": best_epoch})
-    manifest = store.manifest(name)
-    emit({"type": "done", "model": name, "record": history[-1], "best_epoch": best_epoch})
-    return manifest
+        event = {"type": "epoch", "run": run_id, "record": record, "epochs": spec.epochs, "best_epoch": best_epoch}
+        progress.update(event)
+        emit(event)
+    emit({"type": "done", "run": run_id, "record": history[-1], "best_epoch": best_epoch})
+    return old
 
 
-def train_all(data: Split, store: CheckpointStore, train_cfg: TrainConfig = TrainConfig(),
-              model_cfg: ModelConfig = ModelConfig(), device: torch.device | str = "cpu",
-              models: tuple[str, ...] | None = None, callback: Callback | None = None,
-              command: str | None = None) -> dict[str, dict]:
-    """Train the autoencoder, then the four classifiers, holding the store's training lock.
-
-    Raises TrainingBusy at once where another live process is training into the same store; the
-    lock is an OS file lock, so it frees itself when its holder dies.
-    """
-    check_writable(store.root)
-    lock = FileLock(str(store.root / "train.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise TrainingBusy(f"another training run is using {store.root}; wait for it or stop it") from None
-    try:
-        wanted = models or (AUTOENCODER,) + CLASSIFIERS
-        return {name: train_model(name, data, store, train_cfg, model_cfg, device, callback, command)
-                for name in wanted}
-    finally:
-        lock.release()
-
-
-def is_training(store: CheckpointStore) -> bool:
-    """True while some process holds the store's training lock."""
-    path = store.root / "train.lock"
-    if not path.exists():
-        return False
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
-
+def train_runs(specs: list[RunSpec], data: FashionMNIST, store: RunStore, device: torch.device | str = "cpu",
+               callback: Callback | None = None, command: str | None = None) -> dict[str, dict]:
+    """Train runs in order (an autoencoder before the classifiers that start from it); {run id: manifest}."""
+    splits: dict = {}
+    out = {}
+    for spec in specs:
+        m = train_run(spec, data, store, device, callback, command, splits)
+        out[m["id"]] = m
+    return out

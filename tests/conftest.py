@@ -6,10 +6,19 @@ import os
 import pytest
 import torch
 
-from fmnist_core import CheckpointStore, TrainConfig, load_fashion_mnist, split
-from fmnist_core.train import train_all
+from fmnist_core import RunStore, load_fashion_mnist, reference_specs, split
+from fmnist_core.train import train_runs
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# Tiny runs: the reference protocol's spec with these fields, 1,200 training images.
+TINY = {"epochs": 2, "subset": 1200}
+
+
+@pytest.fixture(autouse=True)
+def _no_user_runs(tmp_path_factory, monkeypatch):
+    """Keep every test away from the real user folder (~/.local/share/fmnist-explorer/runs)."""
+    monkeypatch.setenv("FMNIST_USER_RUNS", str(tmp_path_factory.getbasetemp() / "user-runs"))
 
 
 @pytest.fixture(scope="session")
@@ -23,12 +32,20 @@ def tiny_split(fmnist):
     return split(fmnist, subset=1200, seed=0)
 
 
-TINY_CFG = TrainConfig(epochs=2, subset=1200)
+def tiny_specs(**extra) -> dict:
+    """The reference protocol's five specs, shrunk: {"autoencoder": spec, "scratch": spec, ...}."""
+    return reference_specs({**TINY, **extra})
 
 
 @pytest.fixture(scope="session")
-def trained_store(tmp_path_factory, tiny_split):
-    """Every model trained for 2 epochs on 1,200 images: enough for the plumbing, a few seconds."""
-    store = CheckpointStore(tmp_path_factory.mktemp("store"))
-    train_all(tiny_split, store, TINY_CFG)
+def trained_store(tmp_path_factory, fmnist):
+    """The reference protocol's five runs trained for 2 epochs on 1,200 images, in a store of their own."""
+    store = RunStore(tmp_path_factory.mktemp("store"))
+    train_runs(list(tiny_specs().values()), fmnist, store)
     return store
+
+
+@pytest.fixture(scope="session")
+def tiny_ids() -> dict[str, str]:
+    """{"autoencoder": run id, "scratch": run id, ...} of `trained_store`."""
+    return {name: spec.run_id for name, spec in tiny_specs().items()}

@@ -1,0 +1,340 @@
+"""Run specs: one frozen, serialisable description of everything that decides a run's result.
+
+A `RunSpec` rebuilds its network (`models.build`) and fixes its training (`train.train_run`); the
+manifest of every run holds it. A run's id is a readable name plus a short hash of the spec's
+fields that differ from the defaults, so:
+
+- the same spec always gets the same id (training it twice trains once);
+- adding a field later, with a default that keeps today's behaviour, leaves every existing id as it
+  is. The defaults are the 2026 report's reference protocol and never change.
+
+Shapes below are (channels, height, width).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+
+KINDS = ("autoencoder", "classifier")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+OUTPUTS = ("tanh", "sigmoid", "none")
+# Pixel ranges: "signed" is x/255 scaled to [-1, 1] (mean 0.5, std 0.5, the reference); "unit" is [0, 1].
+RANGES = ("signed", "unit")
+INITS = ("random", "pretrained")
+
+
+class SpecError(ValueError):
+    """A spec, a field path or a value is not valid; the message names it."""
+
+
+@dataclass(frozen=True)
+class ConvBlock:
+    """Conv(k×k, padding) + ReLU, then optionally MaxPool2d(2) and Dropout, in the order given."""
+    channels: int
+    kernel: int = 3
+    padding: int = 1
+    pool: bool = True
+    pool_ceil: bool = False            # ceil mode: 7 -> 4 instead of 3 (2025 architecture III)
+    dropout: bool = True
+    dropout_before_pool: bool = False  # the 2025 report's order: Conv, ReLU, Dropout, MaxPool
+
+
+@dataclass(frozen=True)
+class DecoderLayer:
+    """One decoder layer: a transposed convolution (or a plain one) to `channels`, then ReLU and Dropout."""
+    channels: int
+    kernel: int = 3
+    stride: int = 2
+    padding: int = 1
+    output_padding: int = 1
+    transposed: bool = True
+    relu: bool = True
+    dropout: bool = False
+
+
+REFERENCE_BLOCKS = (ConvBlock(32), ConvBlock(64), ConvBlock(64, pool=False, dropout=False))
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    blocks: tuple[ConvBlock, ...] = REFERENCE_BLOCKS
+    dropout: float = 0.2               # p of every dropout layer of the network (encoder, decoder, head)
+    bottleneck: int | None = None      # Flatten -> Linear(n) + ReLU (+ Dropout): an n-dimensional code
+    bottleneck_dropout: bool = True
+
+
+@dataclass(frozen=True)
+class DecoderSpec:
+    """None for `layers`: derived from the encoder (see models.derived_decoder_layers)."""
+    layers: tuple[DecoderLayer, ...] | None = None
+    output: str = "tanh"               # the last activation: tanh, sigmoid or none
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """Classifier head on the flattened code: (Linear + ReLU + Dropout) per hidden size, Linear(10)."""
+    hidden: tuple[int, ...] = (128,)
+    dropout: bool = True
+    final_relu: bool = False           # the 2024 report's Linear(n -> 10) + ReLU
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0              # SGD only
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    kind: str = "autoencoder"
+    name: str = "run"                  # readable label; part of the id, not of the hash
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    decoder: DecoderSpec = field(default_factory=DecoderSpec)   # autoencoders only
+    head: HeadSpec = field(default_factory=HeadSpec)            # classifiers only
+    input_range: str = "signed"
+    target_range: str = "signed"       # what the autoencoder's output is scored against
+    init: str = "random"               # classifiers: random, or pretrained from `pretrained_from`
+    pretrained_from: str | None = None  # id of the autoencoder run whose (last) encoder starts it
+    frozen: bool = False               # classifiers: train only the head
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    batch_size: int = 100
+    epochs: int = 50
+    seed: int = 0                      # batch order and dropout masks, per epoch; weight initialisation
+    init_seed_offset: int = 0          # added to `seed` for the initial weights (reference: 1-4 per scheme)
+    val_size: int = 10_000             # held out from the 60,000 training images
+    split_seed: int = 0                # which images are held out: fixed, so seeds share a validation set
+    subset: int | None = None          # train on the first N training images only (quick runs)
+
+    # ---- dict form ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        spec = _build(cls, d, "")
+        spec.validate()
+        return spec
+
+    def replace(self, **changes) -> "RunSpec":
+        return dataclasses.replace(self, **changes)
+
+    def with_overrides(self, overrides: dict[str, object]) -> "RunSpec":
+        """A copy with dotted fields set, e.g. {"optimizer.lr": 1e-2, "encoder.bottleneck": 256}."""
+        d = self.to_dict()
+        for path, value in overrides.items():
+            set_path(d, resolve_alias(path), value)
+        return RunSpec.from_dict(d)
+
+    # ---- identity ----------------------------------------------------------------------------
+    def canonical(self) -> "RunSpec":
+        """The spec with the parts its kind does not use reset to their defaults."""
+        if self.kind == "autoencoder":
+            return self.replace(head=HeadSpec(), init="random", pretrained_from=None, frozen=False)
+        return self.replace(decoder=DecoderSpec(), target_range="signed")
+
+    def differences(self, base: "RunSpec | None" = None) -> dict[str, object]:
+        """Dotted fields whose values differ from `base` (default: the reference defaults)."""
+        mine = flatten(self.canonical().to_dict())
+        other = flatten((base or RunSpec(kind=self.kind)).canonical().to_dict())
+        return {k: v for k, v in mine.items() if k != "name" and other.get(k, _MISSING) != v}
+
+    @property
+    def spec_hash(self) -> str:
+        diff = self.differences(RunSpec())
+        return hashlib.sha256(json.dumps(diff, sort_keys=True).encode()).hexdigest()[:10]
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.name}-{self.spec_hash}"
+
+    # ---- checks ------------------------------------------------------------------------------
+    def validate(self) -> None:
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise SpecError(what)
+        need(self.kind in KINDS, f"kind: {self.kind!r} is not one of {', '.join(KINDS)}")
+        need(bool(self.name) and all(c.isalnum() or c in "-_." for c in self.name),
+             f"name: {self.name!r} must be letters, digits, '-', '_' or '.'")
+        need(self.decoder.output in OUTPUTS, f"decoder.output: {self.decoder.output!r} is not one of {', '.join(OUTPUTS)}")
+        for f_ in ("input_range", "target_range"):
+            need(getattr(self, f_) in RANGES, f"{f_}: {getattr(self, f_)!r} is not one of {', '.join(RANGES)}")
+        need(self.init in INITS, f"init: {self.init!r} is not one of {', '.join(INITS)}")
+        need(self.optimizer.name in OPTIMIZERS,
+             f"optimizer.name: {self.optimizer.name!r} is not one of {', '.join(OPTIMIZERS)}")
+        need(self.optimizer.lr > 0, f"optimizer.lr must be positive, got {self.optimizer.lr}")
+        need(self.optimizer.weight_decay >= 0, "optimizer.weight_decay must be >= 0")
+        need(0 <= self.optimizer.momentum < 1, "optimizer.momentum must be in [0, 1)")
+        need(0 <= self.encoder.dropout < 1, f"encoder.dropout must be in [0, 1), got {self.encoder.dropout}")
+        need(len(self.encoder.blocks) >= 1, "encoder.blocks: at least one block")
+        for i, b in enumerate(self.encoder.blocks):
+            need(b.channels >= 1 and b.kernel >= 1 and b.padding >= 0,
+                 f"encoder.blocks[{i}]: channels and kernel must be >= 1, padding >= 0")
+        need(self.encoder.bottleneck is None or self.encoder.bottleneck >= 1, "encoder.bottleneck must be >= 1")
+        need(all(h >= 1 for h in self.head.hidden), "head.hidden: every size must be >= 1")
+        need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        need(self.val_size >= 1, f"val_size must be >= 1, got {self.val_size}")
+        need(self.subset is None or self.subset >= 12, f"subset must be at least 12 images, got {self.subset}")
+        if self.kind == "classifier":
+            need(self.init == "random" or self.pretrained_from is not None,
+                 "init = 'pretrained' needs pretrained_from: the id of an autoencoder run")
+        from .models import check_shapes        # the layer arithmetic lives with the layers
+        check_shapes(self)
+
+
+_MISSING = object()
+
+# Short names for the fields people change most.
+ALIASES = {
+    "lr": "optimizer.lr", "optimizer": "optimizer.name", "weight_decay": "optimizer.weight_decay",
+    "momentum": "optimizer.momentum", "dropout": "encoder.dropout", "bottleneck": "encoder.bottleneck",
+    "n": "encoder.bottleneck", "output": "decoder.output", "hidden": "head.hidden",
+}
+
+
+def resolve_alias(path: str) -> str:
+    return ALIASES.get(path, path)
+
+
+def parse_value(text: str) -> object:
+    """A `--set` value as TOML (numbers, true/false, arrays, inline tables), else the plain string.
+
+    'none' or 'null' give None, for optional fields such as encoder.bottleneck.
+    """
+    if text.strip().lower() in ("none", "null"):
+        return None
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignment(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise SpecError(f"--set {text!r}: expected FIELD=VALUE, e.g. optimizer.lr=0.01")
+    path, value = text.split("=", 1)
+    return path.strip(), parse_value(value.strip())
+
+
+def set_path(d: dict, path: str, value: object) -> None:
+    """Set a dotted field in a spec dict, refusing paths the spec does not have."""
+    parts = path.split(".")
+    node = d
+    for i, part in enumerate(parts):
+        if not isinstance(node, dict) or part not in node:
+            where = ".".join(parts[:i]) or "the spec"
+            known = ", ".join(sorted(node)) if isinstance(node, dict) else "nothing (not a table)"
+            raise SpecError(f"unknown field {path!r}: {where} has {known}")
+        if i == len(parts) - 1:
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, object]:
+    """Nested spec dict -> {"optimizer.lr": 0.001, ...}; lists (blocks, layers) stay whole values."""
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def _build(cls, d, path: str):
+    """A dataclass from a dict, checking every key and value type; errors name the field."""
+    if isinstance(d, cls):
+        return d
+    if not isinstance(d, dict):
+        raise SpecError(f"{path or 'spec'}: expected a table of fields, got {d!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(d) - set(fields)
+    if unknown:
+        raise SpecError(f"unknown field {path}{sorted(unknown)[0]!r}; {cls.__name__} has {', '.join(fields)}")
+    kwargs = {}
+    for name, value in d.items():
+        kwargs[name] = _convert(hints[name], value, f"{path}{name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise SpecError(f"{path or 'spec'}: {e}") from None
+
+
+def _convert(tp, value, path: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, path)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path + ".")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise SpecError(f"{path}: expected a list, got {value!r}")
+        return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SpecError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise SpecError(f"{path}: expected a whole number, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise SpecError(f"{path}: expected a string, got {value!r}")
+        return value
+    raise SpecError(f"{path}: unsupported type {tp}")
+
+
+def load_spec_file(path: str) -> tuple[str | None, dict]:
+    """A TOML spec file: optional `preset = "NAME"` plus spec fields (tables for the nested parts).
+
+    Returns (preset name or None, the fields as dotted overrides).
+    """
+    try:
+        with open(path, "rb") as f:
+            d = tomllib.load(f)
+    except OSError as e:
+        raise SpecError(f"cannot read spec file {path}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"spec file {path} is not valid TOML: {e}") from None
+    preset = d.pop("preset", None)
+    if preset is not None and not isinstance(preset, str):
+        raise SpecError(f"spec file {path}: preset must be a name, got {preset!r}")
+    return preset, _dotted(d)
+
+
+def _dotted(d: dict, prefix: str = "") -> dict[str, object]:
+    """Nested tables -> dotted overrides, except the list-valued fields and inline table values."""
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and key in ("encoder", "decoder", "head", "optimizer"):
+            out.update(_dotted(v, key + "."))
+        else:
+            out[key] = v
+    return out
