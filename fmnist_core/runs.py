@@ -271,10 +271,16 @@ class RunStore:
         """The run's training lock (an OS file lock: it frees itself when its holder dies)."""
         return FileLock(str(self.write_root / run_id / LOCK))
 
+    def _run_folders(self, run_id: str) -> list[Path]:
+        """Every folder of this id, with a manifest yet or not (a run in its first epoch has none)."""
+        return [r / run_id for r in self.roots if (r / run_id).is_dir()]
+
     def is_training(self, run_id: str) -> bool:
-        folder = self.folder(run_id)
-        path = folder / LOCK if folder else None
-        if path is None or not path.exists():
+        return any(self._locked(folder / LOCK) for folder in self._run_folders(run_id))
+
+    @staticmethod
+    def _locked(path: Path) -> bool:
+        if not path.exists():
             return False
         lock = FileLock(str(path))
         try:
@@ -287,11 +293,21 @@ class RunStore:
         return False
 
     def progress(self, run_id: str) -> dict | None:
-        folder = self.folder(run_id)
-        try:
-            return json.loads((folder / PROGRESS).read_text()) if folder else None
-        except (OSError, ValueError):
-            return None
+        for folder in self._run_folders(run_id):
+            try:
+                return json.loads((folder / PROGRESS).read_text())
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def training_now(self) -> list[str]:
+        """Ids of the runs some live process is training, their first epoch included."""
+        out = []
+        for r in self.roots:
+            for lock in sorted(r.glob(f"*/{LOCK}")) if r.is_dir() else []:
+                if lock.parent.name not in out and self._locked(lock):
+                    out.append(lock.parent.name)
+        return out
 
     # ---- writing -------------------------------------------------------------------------
     def writable_folder(self, run_id: str) -> Path:

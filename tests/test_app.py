@@ -1,10 +1,7 @@
-"""Every page runs under AppTest, with and without checkpoints; the classify path through both inputs."""
-import io
+"""Every page runs under AppTest, with and without runs; the run picker and its URL parameters."""
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -12,12 +9,23 @@ PAGES = ["pages/overview.py", "pages/training.py", "pages/reconstructions.py", "
          "pages/confusion.py", "pages/classify.py"]
 
 
-def run_page(page: str) -> AppTest:
+def run_page(page: str, **query) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
+    for k, v in query.items():
+        at.query_params[k] = v
     at.switch_page(page)
     at.run()
     return at
+
+
+def charts(at: AppTest) -> list:
+    return [*at.get("vega_lite_chart"), *at.get("arrow_vega_lite_chart")]
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    import json
+    return [json.loads(c.proto.spec).get("title", "") for c in charts(at)]
 
 
 @pytest.fixture
@@ -32,35 +40,84 @@ def without_store(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_page_renders_with_checkpoints(with_store, page):
+def test_page_renders_with_runs(with_store, page):
     at = run_page(page)
     assert not at.exception, at.exception
     assert at.title and at.title[0].value
     assert not at.error
+    assert not at.warning, [w.value for w in at.warning]
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_page_explains_missing_checkpoints(without_store, page):
+def test_page_explains_missing_runs(without_store, page):
     at = run_page(page)
     assert not at.exception, at.exception
     if page not in ("pages/training.py", "pages/classify.py"):
-        assert any("checkpoints" in w.value for w in at.warning), [w.value for w in at.warning]
+        assert any("checkpoints" in w.value and "fmnist_core train" in w.value for w in at.warning), \
+            [w.value for w in at.warning]
 
 
-def test_overview_shows_stored_results(with_store):
+def test_overview_shows_reference_results_and_all_runs(with_store, tiny_ids):
     at = run_page("pages/overview.py")
     table = at.dataframe[0].value
     assert list(table.index) == ["scratch", "finetune", "frozen_random", "frozen_pretrained"]
     assert table.loc["finetune", "epochs"] == "2/2"
+    assert table.loc["finetune", "run"] == tiny_ids["finetune"]
     assert 0 < table.loc["finetune", "test acc (last)"] <= 1
+    assert sorted(at.dataframe[1].value.index) == sorted(tiny_ids.values())
 
 
-def test_damaged_checkpoint_is_named_and_nothing_runs_from_it(trained_store, tmp_path, monkeypatch):
+def test_training_form_lists_the_runs_it_would_make(with_store, tiny_ids):
+    at = run_page("pages/training.py")
+    assert at.selectbox(key="_w_run").value == tiny_ids["autoencoder"]       # the default: the reference AE
+    assert any("2/2" in m.value for m in at.metric)
+    assert len(charts(at)) == 1                                              # the autoencoder's MSE curves
+    assert any("A finished or shipped run is never modified" in m.value for m in at.markdown)
+    at.number_input(key="epochs_reference protocol (five runs)").set_value(3).run()
+    assert not at.exception
+    assert any("reference-finetune-" in c.value for c in at.caption)
+
+
+def test_run_in_the_url_selects_the_run(with_store, tiny_ids):
+    at = run_page("pages/training.py", run=tiny_ids["scratch"])
+    assert not at.exception and not at.warning
+    assert at.selectbox(key="_w_run").value == tiny_ids["scratch"]
+    assert at.query_params["run"] == tiny_ids["scratch"]
+    assert len(charts(at)) == 2                                              # loss and accuracy
+    assert any(tiny_ids["scratch"] in s.value for s in at.subheader)
+
+
+def test_unknown_run_in_the_url_warns_and_falls_back(with_store, tiny_ids):
+    at = run_page("pages/reconstructions.py", run="no-such-run-123")
+    assert not at.exception
+    assert any("no-such-run-123" in w.value and "default" in w.value for w in at.warning)
+    assert at.selectbox(key="_w_run").value == tiny_ids["autoencoder"]
+    assert at.query_params["run"] == tiny_ids["autoencoder"]
+    assert any(tiny_ids["autoencoder"] in c.value for c in at.caption)
+
+
+def test_classifier_run_on_an_autoencoder_page_warns(with_store, tiny_ids):
+    at = run_page("pages/latent_space.py", run=tiny_ids["finetune"])
+    assert not at.exception
+    assert any(tiny_ids["finetune"] in w.value and "not an autoencoder" in w.value for w in at.warning)
+
+
+def test_confusion_shows_the_chosen_runs(with_store, tiny_ids):
+    at = run_page("pages/confusion.py", runs=f"{tiny_ids['scratch']},{tiny_ids['frozen_random']}")
+    assert not at.exception and not at.warning
+    assert at.multiselect(key="_w_runs").value == [tiny_ids["scratch"], tiny_ids["frozen_random"]]
+    titles = chart_titles(at)
+    assert len(titles) == 2 and titles[0].startswith("scratch: accuracy") and titles[1].startswith("frozen_random")
+    at = run_page("pages/confusion.py", runs=f"{tiny_ids['scratch']},nope-1")
+    assert any("nope-1" in w.value for w in at.warning) and len(charts(at)) == 1
+
+
+def test_damaged_checkpoint_is_named_and_nothing_runs_from_it(trained_store, tiny_ids, tmp_path, monkeypatch):
     import shutil
     root = tmp_path / "ck"
     shutil.copytree(trained_store.root, root)
-    m = trained_store.manifest("finetune")
-    bad = root / "finetune" / m["roles"]["last"]
+    m = trained_store.manifest(tiny_ids["finetune"])
+    bad = root / tiny_ids["finetune"] / m["roles"]["last"]
     data = bytearray(bad.read_bytes())
     data[-3] ^= 0x55
     bad.write_bytes(bytes(data))
@@ -69,4 +126,5 @@ def test_damaged_checkpoint_is_named_and_nothing_runs_from_it(trained_store, tmp
     assert not at.exception
     text = " ".join(w.value for w in at.warning)
     assert bad.name in text and "damaged" in text
-    assert not at.get("vega_lite_chart") and not at.get("arrow_vega_lite_chart")
+    titles = chart_titles(at)
+    assert len(titles) == 3 and not any(t.startswith("finetune") for t in titles)

@@ -1,14 +1,13 @@
 import math
 
 from fmnist_core.bench import flops_per_image, run_benchmark, _bench_model
-from fmnist_core.config import ModelConfig
 
 
 def test_flops_per_image_match_the_layer_shapes():
     # Forward: 2 x (28*28*32*9 + 14*14*64*32*9 + 7*7*64*64*9 + 3136*128 + 128*10) multiply-adds.
     forward = 2 * (225_792 + 3_612_672 + 1_806_336 + 401_408 + 1_280)
-    assert flops_per_image(_bench_model("finetune", ModelConfig(), 0)) == {"train": 3 * forward, "eval": forward}
-    frozen = flops_per_image(_bench_model("frozen_random", ModelConfig(), 0))
+    assert flops_per_image(_bench_model("finetune", None, 0)) == {"train": 3 * forward, "eval": forward}
+    frozen = flops_per_image(_bench_model("frozen_random", None, 0))
     assert frozen["train"] == forward + 2 * 2 * (401_408 + 1_280)
 
 
@@ -46,7 +45,7 @@ def test_the_reference_loop_uses_the_studys_own_layers_with_our_initial_weights(
     from fmnist_core.bench import _tutorial_model
     from fmnist_core.models import Dropout
     for name in ("finetune", "frozen_random"):
-        ref, ours = _tutorial_model(name, ModelConfig(), 3), _bench_model(name, ModelConfig(), 3)
+        ref, ours = _tutorial_model(name, None, 3), _bench_model(name, None, 3)
         assert not any(isinstance(m, Dropout) for m in ref.modules())      # torch's nn.Dropout only
         kinds = [type(m) for m in ref[:4]]
         assert kinds == [nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Dropout]      # the study's order

@@ -32,10 +32,30 @@ def test_scale_maps_to_minus_one_one():
 def test_missing_data_names_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setattr("fmnist_core.data.DEBIAN_DIR", tmp_path / "nowhere")
     monkeypatch.setenv("TORCHVISION_DATA", str(tmp_path / "tv"))
+    monkeypatch.delenv("FMNIST_DATA", raising=False)
     with pytest.raises(DataError) as e:
-        load_fashion_mnist(tmp_path / "empty")
+        load_fashion_mnist()
     msg = str(e.value)
-    assert str(tmp_path / "empty") in msg and "apt-get install dataset-fashion-mnist" in msg
+    assert str(tmp_path / "nowhere") in msg and str(tmp_path / "tv") in msg
+    assert "apt-get install dataset-fashion-mnist" in msg
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_an_explicit_folder_without_the_files_is_an_error_naming_it(tmp_path, monkeypatch, how):
+    """Never a silent fall-back to another copy (Debian's package is installed here)."""
+    named = tmp_path / "my-data"
+    named.mkdir()
+    if how == "environment":
+        monkeypatch.setenv("FMNIST_DATA", str(named))
+    with pytest.raises(DataError) as e:
+        load_fashion_mnist(named if how == "argument" else None)
+    msg = str(e.value)
+    assert str(named) in msg and ("--data" if how == "argument" else "$FMNIST_DATA") in msg
+
+
+def test_scale_to_unit_range():
+    x = scale(torch.tensor([[[0, 255]]], dtype=torch.uint8), "unit")
+    assert x.flatten().tolist() == [0.0, 1.0]
 
 
 def _write(path, payload: bytes):

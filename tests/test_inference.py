@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fmnist_core.config import CLASSIFIERS
+from fmnist_core.presets import SCHEMES as CLASSIFIERS
 from fmnist_core.inference import Predictor
 from fmnist_core.preprocess import preprocess
 
@@ -30,34 +30,34 @@ def test_canvas_sketch_is_classified_by_all_four(trained_store):
     assert rec.shape == (1, 28, 28) and 0 <= rec.min() and rec.max() <= 1
 
 
-def test_test_set_predictions_are_cached_on_disk_per_weights(trained_store, fmnist, tmp_path, monkeypatch):
+def test_test_set_predictions_are_cached_on_disk_per_weights(trained_store, tiny_ids, fmnist, tmp_path, monkeypatch):
     import shutil
 
     import pytest
 
-    from fmnist_core import CheckpointStore
+    from fmnist_core import RunStore
     from fmnist_core.evaluate import cached_predictions
-    from fmnist_core.inference import Predictor
 
-    store = CheckpointStore(tmp_path / "ck")
+    store = RunStore(tmp_path / "ck")
     shutil.copytree(trained_store.root, store.root, ignore=shutil.ignore_patterns("cache"))   # app tests fill it
+    rid = tiny_ids["scratch"]
     images = fmnist.test_images[:300].numpy()
-    first = cached_predictions(store, images)
-    direct = Predictor.from_store(store, with_autoencoder=False).predict(images)
-    for name, p in direct.items():
-        assert np.array_equal(first[name], p)
-    files = list((store.root / "cache").glob("predictions-last-*.npz"))
+    first = cached_predictions(store, rid, images)
+    direct = Predictor.from_runs(store, {"scratch": rid}).predict(images)["scratch"]
+    assert np.array_equal(first, direct)
+    files = list((store.root / "cache").glob("predictions-*.npz"))
     assert len(files) == 1
     # A second call reads the file: no model is loaded.
-    monkeypatch.setattr(CheckpointStore, "load_model", lambda *a, **k: pytest.fail("recomputed"))
-    again = cached_predictions(store, images)
-    assert all(np.array_equal(again[n], first[n]) for n in first)
+    monkeypatch.setattr(RunStore, "load_model", lambda *a, **k: pytest.fail("recomputed"))
+    assert np.array_equal(cached_predictions(store, rid, images), first)
     # Other images, or a damaged cache file, are computed afresh.
     monkeypatch.undo()
     files[0].write_bytes(b"not an npz")
-    assert all(np.array_equal(cached_predictions(store, images)[n], first[n]) for n in first)
-    # Models the caller has loaded already are used instead of loading them again.
-    files[0].unlink()
-    loaded = Predictor.from_store(store, with_autoencoder=False).classifiers
-    monkeypatch.setattr(CheckpointStore, "load_model", lambda *a, **k: pytest.fail("loaded again"))
-    assert all(np.array_equal(cached_predictions(store, images, classifiers=loaded)[n], first[n]) for n in first)
+    assert np.array_equal(cached_predictions(store, rid, images), first)
+    assert np.array_equal(cached_predictions(store, rid, images[:100]), first[:100])
+    # A model the caller has loaded already is used instead of loading it again.
+    for f in (store.root / "cache").glob("predictions-*.npz"):
+        f.unlink()
+    loaded = store.load_model(rid)
+    monkeypatch.setattr(RunStore, "load_model", lambda *a, **k: pytest.fail("loaded again"))
+    assert np.array_equal(cached_predictions(store, rid, images, model=loaded), first)

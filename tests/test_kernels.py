@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from fmnist_core import kernels
-from fmnist_core.config import ModelConfig
+from fmnist_core.presets import reference_specs
 from fmnist_core.models import Classifier, Dropout
 
 needs_kernels = pytest.mark.skipif(not kernels.available(), reason=f"{kernels.reason()}")
@@ -57,7 +57,7 @@ def test_first_block_is_skipped_where_it_does_not_apply():
 @needs_kernels
 def test_classifier_gives_the_same_outputs_and_gradients_with_and_without_kernels():
     torch.manual_seed(0)
-    model = Classifier(ModelConfig()).to(memory_format=torch.channels_last)
+    model = Classifier(reference_specs()["scratch"]).to(memory_format=torch.channels_last)
     x = _images(20).contiguous(memory_format=torch.channels_last)
     y = torch.arange(20) % 10
 
@@ -120,7 +120,7 @@ def test_without_a_compiler_the_models_use_pytorch(monkeypatch, tmp_path):
     try:
         assert not kernels.available()
         assert "no-such-compiler" in kernels.reason() or "No such file" in kernels.reason()
-        model = Classifier(ModelConfig()).train()
+        model = Classifier(reference_specs()["scratch"]).train()
         out = model(_images(4))
         out.sum().backward()
         assert out.shape == (4, 10) and model.encoder.net[0].weight.grad is not None

@@ -15,12 +15,30 @@ def test_interpolation_runs_straight_from_a_to_b():
     assert np.allclose(path[:, 0, 0, 0], [0, 0.25, 0.5, 0.75, 1])
 
 
-def test_encode_and_decode_shapes(trained_store, fmnist):
-    ae = trained_store.load_model("autoencoder", "last")
+def test_encode_and_decode_shapes(trained_store, tiny_ids, fmnist):
+    ae = trained_store.load_model(tiny_ids["autoencoder"], "last")
     z = encode(ae, fmnist.test_images[:7].numpy())
     assert z.shape == (7, 64, 7, 7) and z.dtype == np.float32
     images = decode(ae, z)
     assert images.shape == (7, 28, 28) and images.min() >= 0 and images.max() <= 1
+
+
+def test_a_linear_bottleneck_and_a_sigmoid_output_encode_decode_and_map(fmnist, tmp_path):
+    """A 2024-report network: (n,) codes, a [0, 1] output shown as it is, its map cached per run."""
+    from fmnist_core import RunStore, specs_for
+    from fmnist_core.train import train_run
+    store = RunStore(tmp_path)
+    (spec,) = specs_for("r2024-autoencoder", {"epochs": 1, "subset": 600})
+    train_run(spec, fmnist, store)
+    ae = store.load_model(spec.run_id)
+    images, labels = fmnist.test_images[:300].numpy(), fmnist.test_labels[:300].numpy()
+    z = encode(ae, images)
+    assert z.shape == (300, 64)
+    out = decode(ae, z[:3])
+    assert out.shape == (3, 28, 28) and 0 <= out.min() and out.max() <= 1
+    lmap = latent.latent_map(store, spec.run_id, ae, images, labels)
+    assert lmap.coords.shape == (300, 2)
+    assert latent.map_path(store, spec.run_id).is_file()
 
 
 def test_map_fits_places_its_own_points_and_survives_a_round_trip(tmp_path):

@@ -1,29 +1,30 @@
+"""Networks built from specs: the reference network's shapes, parameters and layer order; the schemes."""
 import torch
 
-from fmnist_core.config import CLASSIFIERS, ModelConfig
-from fmnist_core.models import Autoencoder, Classifier, count_parameters, make_classifier
+from fmnist_core.models import Autoencoder, build, count_parameters, make_model
+from fmnist_core.presets import SCHEMES, reference_specs
+
+SPECS = reference_specs()
 
 
 def test_shapes_and_parameter_count():
-    cfg = ModelConfig()
     x = torch.randn(5, 1, 28, 28)
-    ae = Autoencoder(cfg)
+    ae = Autoencoder(SPECS["autoencoder"])
     z = ae.encoder(x)
-    assert z.shape == (5, 64, 7, 7) == (5, *cfg.latent_shape)
+    assert z.shape == (5, 64, 7, 7)
     out = ae(x)
     assert out.shape == x.shape
     assert out.min() >= -1 and out.max() <= 1          # Tanh output matches the [-1, 1] scaling
-    clf = Classifier(cfg)
+    clf = build(SPECS["scratch"])
     assert clf(x).shape == (5, 10)
     assert count_parameters(clf) == 458_570
 
 
 def test_schemes_start_from_the_right_encoder_and_freeze_it():
-    cfg = ModelConfig()
-    ae = Autoencoder(cfg)
+    ae = Autoencoder(SPECS["autoencoder"])
     enc_state = ae.encoder.state_dict()
-    for name in CLASSIFIERS:
-        model = make_classifier(name, cfg, enc_state)
+    for name in SCHEMES:
+        model = make_model(SPECS[name], enc_state)
         pretrained = name in ("finetune", "frozen_pretrained")
         frozen = name.startswith("frozen")
         same = all(torch.equal(model.encoder.state_dict()[k], v) for k, v in enc_state.items())
@@ -32,28 +33,32 @@ def test_schemes_start_from_the_right_encoder_and_freeze_it():
         assert trainable == (458_570 - 55_744 if frozen else 458_570), name
 
 
+def test_a_pretrained_scheme_without_its_encoder_is_refused():
+    import pytest
+    with pytest.raises(ValueError, match="train that first"):
+        make_model(SPECS["finetune"], None)
+
+
 def test_frozen_encoder_gets_no_gradient():
-    model = make_classifier("frozen_random", ModelConfig(), None)
+    model = make_model(SPECS["frozen_random"])
     model.train()
     model(torch.randn(4, 1, 28, 28)).sum().backward()
     assert all(p.grad is None for p in model.encoder.parameters())
     assert all(p.grad is not None for p in model.head.parameters() if p.requires_grad)
 
 
-def _reference_encoder(cfg: ModelConfig) -> torch.nn.Sequential:
+def _reference_encoder(p: float) -> torch.nn.Sequential:
     """The reference's layer order (Conv -> ReLU -> MaxPool -> Dropout), with torch's own Dropout."""
     from torch import nn
-    c1, c2, c3 = cfg.channels
     return nn.Sequential(
-        nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(cfg.dropout),
-        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(cfg.dropout),
-        nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU())
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(p),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(p),
+        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU())
 
 
 def test_encoder_computes_the_reference_layer_order():
-    cfg = ModelConfig()
-    ours = Autoencoder(cfg).encoder
-    ref = _reference_encoder(cfg)
+    ours = Autoencoder(SPECS["autoencoder"]).encoder
+    ref = _reference_encoder(0.2)
     ref.load_state_dict(ours.net.state_dict())          # same parameter names: net.0, net.4, net.8
     ours.eval(), ref.eval()
     x = torch.randn(8, 1, 28, 28, requires_grad=True)
@@ -66,3 +71,14 @@ def test_encoder_computes_the_reference_layer_order():
     for p, q in zip(ours.parameters(), ref.parameters()):
         assert torch.allclose(p.grad, q.grad, atol=1e-4)
 
+
+def test_the_same_seed_builds_the_same_initial_weights_as_the_shipped_runs_were_built():
+    """Construction order decides the initial weights: Encoder then head, layer by layer."""
+    torch.manual_seed(2)
+    a = build(SPECS["finetune"]).state_dict()
+    torch.manual_seed(2)
+    b = build(SPECS["scratch"]).state_dict()
+    assert list(a) == ["encoder.net.0.weight", "encoder.net.0.bias", "encoder.net.4.weight", "encoder.net.4.bias",
+                       "encoder.net.8.weight", "encoder.net.8.bias", "head.1.weight", "head.1.bias",
+                       "head.4.weight", "head.4.bias"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -310,22 +310,22 @@ def _photo(img: np.ndarray, rng: np.random.Generator) -> bytes:
     return encode(u8(photo), "JPEG", quality=75)
 
 
-def test_fashion_mnist_images_pass_nearly_unchanged(fmnist, trained_store):
+def test_fashion_mnist_images_pass_nearly_unchanged(fmnist, trained_store, tiny_ids):
     images = fmnist.test_images[:300].numpy()
     ours = np.stack([run(encode(im)) for im in images])
     raw = images.astype(np.float32) / 255
     assert float(np.abs(ours - raw).mean()) < 0.02
-    model = trained_store.load_model("finetune", "last")
+    model = trained_store.load_model(tiny_ids["finetune"], "last")
     with torch.inference_mode():
         agree = (model(to_model_input(ours)).argmax(1) == model(to_model_input(raw)).argmax(1)).float().mean()
     assert float(agree) >= 0.97
 
 
-def test_product_photos_classify_like_the_test_images(fmnist, trained_store):
+def test_product_photos_classify_like_the_test_images(fmnist, trained_store, tiny_ids):
     rng = np.random.default_rng(0)
     images, labels = fmnist.test_images[:120].numpy(), fmnist.test_labels[:120].numpy()
     photos = [_photo(im, rng) for im in images]
-    model = trained_store.load_model("finetune", "last")
+    model = trained_store.load_model(tiny_ids["finetune"], "last")
 
     def accuracy(x):
         with torch.inference_mode():
