@@ -1,4 +1,4 @@
-"""Command line: `python -m fmnist_core {train,runs,evaluate,classify,bench} ...` (see --help)."""
+"""Command line: `python -m fmnist_core {train,runs,study,evaluate,classify,bench} ...` (see --help)."""
 from __future__ import annotations
 
 import argparse
@@ -204,6 +204,98 @@ def cmd_classify(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_study(args) -> int:
+    from .study import StudyError, list_studies, load_study, table
+    try:
+        if args.verb == "list":
+            rows = [s.to_dict() for s in list_studies()]
+            if args.json:
+                print(json.dumps(rows))
+            for r in rows if not args.json else []:
+                print(f"{r['name']:<16} {r['trials']:>3} trials  {r['title']}")
+            return 0
+        study = load_study(args.study)
+        if args.verb == "table":
+            return _study_table(args, study, table)
+        return _study_run(args, study)
+    except StudyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.4f}"
+
+
+def _study_table(args, study, table) -> int:
+    store = RunStore(args.checkpoints)
+    images = labels = None
+    from .study import PREDICTION_METRICS
+    if any(m in PREDICTION_METRICS for m in study.metrics):
+        from .data import load_fashion_mnist
+        d = load_fashion_mnist(args.data)
+        images, labels = d.test_images.numpy(), d.test_labels.numpy()
+    rows = table(study, store, images, labels, args.epochs, args.subset)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{study.title}\n{study.source}\n")
+    for r in rows:
+        factors = ", ".join(f"{k}={v}" for k, v in r["overrides"].items() if k not in ("name",)) or "base"
+        state = "/".join(sorted(set(r["status"])))
+        print(f"{r['label']}  [{state}]  ({factors})")
+        for m in [*study.metrics, "test_accuracy", "test_mse"]:
+            if m not in r["ours"] and m not in r["published"]:
+                continue
+            ours = _fmt(r["ours"].get(m)) + (f" ± {_fmt(r['std'][m])}" if m in r["std"] else "")
+            diff = f"  diff {r['difference'][m]:+.4f}" if m in r["difference"] else ""
+            print(f"    {m:<22} ours {ours:<18} published {_fmt(r['published'].get(m)):<8}{diff}")
+        if r["claim"]:
+            print(f"    claim: {r['claim']}")
+    return 0
+
+
+def _study_run(args, study) -> int:
+    from tqdm import tqdm
+
+    from .tune import run_study
+
+    store = RunStore(args.checkpoints)
+    store.write_root
+    bar = None
+
+    def on_event(e: dict) -> None:
+        nonlocal bar
+        if e["type"] == "plan":
+            bar = tqdm(total=e["total_epochs"], initial=e["done_epochs"], unit="epoch", desc=study.name,
+                       disable=args.json, dynamic_ncols=True, file=sys.stderr)
+            if e["skipped"]:
+                tqdm.write(f"{e['skipped']} of {e['trials']} trials already complete in the store", file=sys.stderr)
+        elif e["type"] == "epoch":
+            shown = " ".join(f"{k}={v:.4f}" for k, v in e["metrics"].items())
+            tqdm.write(f"{e['label']}: epoch {e['epoch']}/{e['epochs']} {shown}", file=sys.stderr)
+            bar.update(1)
+        elif e["type"] == "trial" and e["status"] != "complete":
+            tqdm.write(f"{e['label']}: {e['status']}", file=sys.stderr)
+
+    command = "python -m fmnist_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    summary = run_study(study, store, address=args.address, max_concurrent=args.max_concurrent, epochs=args.epochs,
+                        subset=args.subset, data_dir=args.data, device=args.device, storage=args.storage,
+                        progress=on_event, command=command)
+    if bar is not None:
+        bar.close()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{study.name}: {summary['completed']} completed, {summary['skipped']} already complete, "
+              f"{summary['failed']} failed, in {summary['wall_s']:.0f} s on Ray at {summary['ray_address']}")
+        for f in summary["failed_trials"]:
+            print(f"  failed: {f['label']} ({f['run_id']}): {f['error']}")
+    return 1 if summary["failed"] else 0
+
+
 def cmd_bench(args) -> int:
     from .bench import run_benchmark
 
@@ -237,6 +329,19 @@ def main(argv: list[str] | None = None) -> int:
     _add_common(p, data=False)
     p.set_defaults(func=cmd_runs)
 
+    p = sub.add_parser("study", help="the reference documents' studies: list, run (on Ray Tune), table")
+    p.add_argument("verb", choices=("list", "run", "table"))
+    p.add_argument("study", nargs="?", help="a study name (studies/NAME.toml) or a study file")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--address", default=None, help="a Ray cluster's address (or RAY_ADDRESS); default: a local instance")
+    p.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: CPUs / 2)")
+    p.add_argument("--epochs", type=int, default=None, help="shrink every trial to N epochs (other runs)")
+    p.add_argument("--subset", type=int, default=None, help="shrink every trial to N training images (other runs)")
+    p.add_argument("--storage", default=None,
+                   help="a folder every node of a cluster reaches: runs travel through Tune's checkpoints")
+    _add_common(p)
+    p.set_defaults(func=cmd_study)
+
     p = sub.add_parser("evaluate", help="test accuracy, loss, MSE and normalized confusion matrices")
     p.add_argument("--json", action="store_true")
     p.add_argument("--which", choices=("last", "best"), default="last", help="last epoch or best validation epoch")
@@ -263,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "epochs", None) is not None and args.epochs < 1:
         parser.error("--epochs must be at least 1")
+    if args.command == "study" and args.verb != "list" and not args.study:
+        parser.error(f"study {args.verb} needs a study name or file (see `study list`)")
     try:
         return args.func(args)
     except (DataError, CheckpointError, SpecError, ValueError, RuntimeError) as e:

@@ -1,0 +1,292 @@
+"""Studies: the reference documents' experiment tables as TOML files, their trials as runs, their tables.
+
+A study file (studies/*.toml, read with tomllib) holds a name, title, source, a base preset, the
+metrics the document reports, notes, optionally `seeds = N`, and the trials: each a label, an
+optional preset (default: the base), `set` overrides, the `published` value of each metric, an
+optional `pretrain` (the label of the autoencoder trial whose encoder a classifier starts from) and
+an optional `claim` (what the document states without a number). A `[grid]` table of field -> list of
+values adds one trial per combination. Every trial is a run of the store; running a study is
+tune.py's job (the one module that talks to Ray).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .presets import preset as get_preset
+from .spec import RunSpec, SpecError, resolve_alias
+
+STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+STUDY_KEYS = {"name", "title", "source", "base", "metrics", "notes", "seeds", "trials", "grid"}
+TRIAL_KEYS = {"label", "preset", "set", "published", "pretrain", "claim"}
+
+
+class StudyError(ValueError):
+    """A study file is missing or wrong; the message names the file and the key."""
+
+
+# ---- metrics: one number per run, from its history (and, for a few, its test predictions) ------------
+def _final(key):
+    return lambda h: h[-1].get(key)
+
+
+def _best(key, fn):
+    return lambda h: fn(r[key] for r in h) if key in h[0] else None
+
+
+HISTORY_METRICS = {
+    "min_train_mse": _best("train_loss_running", min),    # the loss while training, dropout on
+    "min_val_mse": _best("val_loss", min),
+    "final_val_mse": _final("val_loss"),
+    "final_test_mse": _final("test_loss"),
+    "test_mse": _final("test_loss"),
+    "max_val_acc": _best("val_acc", max),
+    "min_val_loss": _best("val_loss", min),
+    "final_train_loss_running": _final("train_loss_running"),
+    "final_train_loss": _final("train_loss"),
+    "final_val_loss": _final("val_loss"),
+    "final_test_loss": _final("test_loss"),
+    "final_train_acc": _final("train_acc"),
+    "final_val_acc": _final("val_acc"),
+    "final_test_acc": _final("test_acc"),
+    "test_accuracy": _final("test_acc"),
+    "gap_pts": lambda h: (h[-1]["train_acc"] - h[-1]["test_acc"]) * 100 if "train_acc" in h[-1] else None,
+}
+# Counts over the test set's 1,000 shirts (class 6) of the last weights' predictions.
+SHIRT = 6
+PREDICTION_METRICS = {"shirt_correct": SHIRT, "shirt_as_tshirt": 0, "shirt_as_pullover": 2}
+METRICS = set(HISTORY_METRICS) | set(PREDICTION_METRICS)
+
+
+@dataclass(frozen=True)
+class Trial:
+    label: str
+    preset: str
+    overrides: dict = field(default_factory=dict)
+    published: dict = field(default_factory=dict)
+    pretrain: str | None = None
+    claim: str | None = None
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    title: str
+    source: str
+    base: str
+    metrics: tuple[str, ...]
+    trials: tuple[Trial, ...]
+    notes: str = ""
+    seeds: int = 1
+    path: str = ""
+
+    def trial(self, label: str) -> Trial:
+        for t in self.trials:
+            if t.label == label:
+                return t
+        raise StudyError(f"{self.path}: no trial labelled {label!r}")
+
+    def specs(self, epochs: int | None = None, subset: int | None = None) -> list[tuple[Trial, int, RunSpec]]:
+        """(trial, seed, spec) of every run, an autoencoder before the classifiers that start from it.
+
+        `epochs` and `subset` shrink the study for a quick look: they go into every spec, so those
+        runs are other runs than the full study's.
+        """
+        quick = {k: v for k, v in (("epochs", epochs), ("subset", subset)) if v is not None}
+        built: dict[tuple[str, int], RunSpec] = {}
+
+        def build(t: Trial, seed: int, stack: tuple[str, ...] = ()) -> RunSpec:
+            if (t.label, seed) in built:
+                return built[(t.label, seed)]
+            if t.label in stack:
+                raise StudyError(f"{self.path}: trials {' -> '.join(stack + (t.label,))} start from each other")
+            overrides = {**t.overrides, **quick}
+            if self.seeds > 1:
+                overrides["seed"] = seed
+            base = get_preset(t.preset).spec
+            if t.pretrain is not None:
+                ae = build(self.trial(t.pretrain), seed, stack + (t.label,))
+                if ae.kind != "autoencoder":
+                    raise StudyError(f"{self.path}: trial {t.label!r} pretrains from {t.pretrain!r}, "
+                                     "which is not an autoencoder trial")
+                overrides["pretrained_from"] = ae.run_id
+            elif base.kind == "classifier" and base.init == "pretrained":
+                raise StudyError(f"{self.path}: trial {t.label!r} starts from a pretrained encoder: name the "
+                                 "autoencoder trial it starts from with pretrain = \"LABEL\"")
+            try:
+                spec = base.with_overrides(overrides)
+            except SpecError as e:
+                raise StudyError(f"{self.path}: trial {t.label!r}: {e}") from None
+            built[(t.label, seed)] = spec
+            return spec
+
+        out = []
+        for seed in range(self.seeds):
+            for t in self.trials:
+                build(t, seed)
+        order = sorted(built.items(), key=lambda kv: (kv[1].kind != "autoencoder",))
+        labels = {t.label: t for t in self.trials}
+        for (label, seed), spec in order:
+            out.append((labels[label], seed, spec))
+        return out
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "title": self.title, "source": self.source, "trials": len(self.trials),
+                "seeds": self.seeds, "metrics": list(self.metrics), "path": self.path}
+
+
+def _need(cond: bool, path, message: str) -> None:
+    if not cond:
+        raise StudyError(f"{path}: {message}")
+
+
+def load_study(ref: str | Path) -> Study:
+    """A study by name (studies/NAME.toml) or path; StudyError naming what is wrong."""
+    path = Path(ref)
+    if not path.suffix:
+        path = STUDIES_DIR / f"{ref}.toml"
+        if not path.is_file():
+            names = ", ".join(s.name for s in list_studies())
+            raise StudyError(f"no study {ref!r}; studies: {names}")
+    try:
+        with open(path, "rb") as f:
+            d = tomllib.load(f)
+    except OSError as e:
+        raise StudyError(f"cannot read study file {path}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError(f"{path} is not valid TOML: {e}") from None
+    unknown = sorted(set(d) - STUDY_KEYS)
+    if unknown:
+        raise StudyError(f"{path}: unknown key {unknown[0]!r}; a study has {', '.join(sorted(STUDY_KEYS))}")
+    for key in ("name", "title", "source", "base"):
+        _need(isinstance(d.get(key), str) and d[key], path, f"{key!r} must be a non-empty string")
+    metrics = d.get("metrics", [])
+    _need(isinstance(metrics, list) and metrics, path, "'metrics' must be a list of metric names")
+    for m in metrics:
+        _need(m in METRICS, path, f"unknown metric {m!r}; metrics: {', '.join(sorted(METRICS))}")
+    seeds = d.get("seeds", 1)
+    _need(isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1, path, "'seeds' must be a whole number >= 1")
+    try:
+        get_preset(d["base"])
+    except SpecError as e:
+        raise StudyError(f"{path}: base: {e}") from None
+    trials = [_trial(path, i, t, d["base"], metrics) for i, t in enumerate(d.get("trials", []))]
+    trials += _grid_trials(path, d.get("grid"), d["base"])
+    _need(bool(trials), path, "no trials: add [[trials]] tables or a [grid]")
+    labels = [t.label for t in trials]
+    dup = next((x for x in labels if labels.count(x) > 1), None)
+    _need(dup is None, path, f"two trials are labelled {dup!r}")
+    study = Study(d["name"], d["title"], d["source"], d["base"], tuple(metrics), tuple(trials),
+                  d.get("notes", ""), seeds, str(path))
+    study.specs()                            # every trial builds, and its dependencies resolve
+    return study
+
+
+def _trial(path, i: int, t, base: str, metrics) -> Trial:
+    where = f"trials[{i}]"
+    _need(isinstance(t, dict), path, f"{where} must be a table")
+    unknown = sorted(set(t) - TRIAL_KEYS)
+    if unknown:
+        raise StudyError(f"{path}: {where}: unknown key {unknown[0]!r}; a trial has {', '.join(sorted(TRIAL_KEYS))}")
+    _need(isinstance(t.get("label"), str) and t["label"], path, f"{where}: 'label' must be a non-empty string")
+    where = f"trial {t['label']!r}"
+    name = t.get("preset", base)
+    try:
+        get_preset(name)
+    except SpecError as e:
+        raise StudyError(f"{path}: {where}: {e}") from None
+    overrides = t.get("set", {})
+    _need(isinstance(overrides, dict), path, f"{where}: 'set' must be a table of field = value")
+    published = t.get("published", {})
+    _need(isinstance(published, dict), path, f"{where}: 'published' must be a table of metric = value")
+    for k, v in published.items():
+        _need(k in metrics, path, f"{where}: published {k!r} is not one of the study's metrics ({', '.join(metrics)})")
+        _need(isinstance(v, (int, float)) and not isinstance(v, bool), path, f"{where}: published {k!r} must be a number")
+    return Trial(t["label"], name, {resolve_alias(k): v for k, v in overrides.items()}, dict(published),
+                 t.get("pretrain"), t.get("claim"))
+
+
+def _grid_trials(path, grid, base: str) -> list[Trial]:
+    if grid is None:
+        return []
+    _need(isinstance(grid, dict) and grid, path, "[grid] must be a table of field = [values]")
+    for k, v in grid.items():
+        _need(isinstance(v, list) and v, path, f"grid: {k!r} must be a non-empty list of values")
+    keys = list(grid)
+    return [Trial(", ".join(f"{k}={v}" for k, v in zip(keys, combo)), base,
+                  {resolve_alias(k): v for k, v in zip(keys, combo)})
+            for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def list_studies() -> list[Study]:
+    out = []
+    for p in sorted(STUDIES_DIR.glob("*.toml")):
+        out.append(load_study(p))
+    return out
+
+
+# ---- tables: ours beside the published ----------------------------------------------------------------
+def run_metrics(manifest: dict, wanted, predictions=None, labels=None) -> dict[str, float]:
+    """The study metrics of one run; prediction metrics need the test labels and the run's predictions."""
+    h = manifest["history"]
+    out = {}
+    for m in wanted:
+        if m in HISTORY_METRICS:
+            v = HISTORY_METRICS[m](h) if h else None
+        elif predictions is not None:
+            shirts = labels == SHIRT
+            v = int((predictions[shirts] == PREDICTION_METRICS[m]).sum())
+        else:
+            v = None
+        if v is not None:
+            out[m] = float(v)
+    return out
+
+
+def table(study: Study, store, test_images=None, test_labels=None, epochs=None, subset=None) -> list[dict]:
+    """Per trial: label, overrides from the base, ours (means over seeds, with std), published, run ids.
+
+    Runs not in the store give empty `ours`. `test_images`/`test_labels` (uint8 (N, 28, 28), (N,)) are
+    needed only for the prediction metrics (shirt counts).
+    """
+    from .evaluate import cached_predictions
+    base = get_preset(study.base).spec
+    wanted = list(study.metrics)
+    rows = []
+    by_trial: dict[str, list[tuple[int, RunSpec]]] = {}
+    for t, seed, spec in study.specs(epochs, subset):
+        by_trial.setdefault(t.label, []).append((seed, spec))
+    for t in study.trials:
+        seeds = sorted(by_trial[t.label], key=lambda x: x[0])
+        per_seed, run_ids, status = [], [], []
+        for _, spec in seeds:
+            rid = store.find(spec)
+            m = store.manifest(rid) if rid else None
+            run_ids.append(rid or spec.run_id)
+            status.append("missing" if m is None else ("complete" if m["complete"] else "partial"))
+            if m is None or not m["history"]:
+                continue
+            extra = [("test_accuracy" if m["kind"] == "classifier" else "test_mse")]
+            preds = None
+            if (m["kind"] == "classifier" and test_images is not None
+                    and any(k in PREDICTION_METRICS for k in wanted)):
+                preds = cached_predictions(store, rid, test_images)
+            per_seed.append(run_metrics(m, wanted + extra, preds, test_labels))
+        ours, std = {}, {}
+        for k in {k for d in per_seed for k in d}:
+            values = [d[k] for d in per_seed if k in d]
+            ours[k] = statistics.fmean(values)
+            if len(values) > 1:
+                std[k] = statistics.stdev(values)
+        spec0 = seeds[0][1]
+        overrides = {k: v for k, v in spec0.differences(base).items()
+                     if k not in ("pretrained_from", "init_seed_offset", "seed")}
+        diff = {k: ours[k] - v for k, v in t.published.items() if k in ours and not math.isnan(ours[k])}
+        rows.append({"label": t.label, "overrides": overrides, "ours": ours, "std": std, "seeds": len(per_seed),
+                     "published": dict(t.published), "difference": diff, "claim": t.claim,
+                     "run_ids": run_ids, "status": status})
+    return rows

@@ -1,0 +1,216 @@
+"""Studies: the files load and build, bad files are named, tables put ours beside the published,
+and studies run on Ray Tune: a local instance of their own, retries, resume, a real local cluster."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fmnist_core import RunStore
+from fmnist_core.presets import reference_specs
+from fmnist_core.runs import DEFAULT_DIR
+from fmnist_core.study import STUDIES_DIR, StudyError, list_studies, load_study, table
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = {"epochs": 1, "subset": 600}
+
+
+def test_every_study_file_loads_and_every_trial_builds():
+    studies = {s.name: s for s in list_studies()}
+    assert {"r2026-table1", "r2025-table4", "r2025-table5", "r2025-table6", "r2025-table8", "r2025-table9",
+            "r2024", "readme", "tutorial"} <= set(studies)
+    for s in studies.values():
+        items = s.specs()
+        assert len(items) == len(s.trials) * s.seeds
+        seen = set()
+        for trial, _, spec in items:            # an autoencoder always comes before its classifiers
+            assert spec.pretrained_from is None or spec.pretrained_from in seen, (s.name, trial.label)
+            seen.add(spec.run_id)
+            for metric in trial.published:
+                assert metric in s.metrics
+
+
+def test_table_one_trials_are_the_shipped_reference_runs():
+    ids = {spec.run_id for _, _, spec in load_study("r2026-table1").specs()}
+    assert ids == {spec.run_id for spec in reference_specs().values()}
+
+
+def test_quick_sizes_make_other_runs_recorded_in_their_specs():
+    study = load_study("r2025-table8")
+    full = {spec.run_id for _, _, spec in study.specs()}
+    quick = study.specs(**QUICK)
+    assert not full & {spec.run_id for _, _, spec in quick}
+    assert all((spec.epochs, spec.subset) == (1, 600) for _, _, spec in quick)
+    ae = next(spec for _, _, spec in quick if spec.kind == "autoencoder")
+    assert next(spec for t, _, spec in quick if t.pretrain).pretrained_from == ae.run_id
+
+
+def test_seeds_run_each_trial_at_n_seeds(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('name = "s"\ntitle = "t"\nsource = "x"\nbase = "reference-scratch"\nseeds = 3\n'
+                 'metrics = ["max_val_acc"]\n[[trials]]\nlabel = "a"\n')
+    specs = load_study(f).specs()
+    assert sorted(spec.seed for _, _, spec in specs) == [0, 1, 2] and len({s.run_id for *_, s in specs}) == 3
+
+
+@pytest.mark.parametrize("text, message", [
+    ('name = "s"\ntitle = "t"\nsource = "x"\nbase = "r2024-autoencoder"\nmetrics = ["min_val_mse"]\nbogus = 1\n'
+     '[[trials]]\nlabel = "a"\n', "unknown key 'bogus'"),
+    ('name = "s"\ntitle = "t"\nsource = "x"\nbase = "r2024-autoencoder"\nmetrics = ["nope"]\n[[trials]]\nlabel = "a"\n',
+     "unknown metric 'nope'"),
+    ('name = "s"\ntitle = "t"\nsource = "x"\nbase = "r2024-autoencoder"\nmetrics = ["min_val_mse"]\n'
+     '[[trials]]\nlabel = "a"\nset = { "optimizer.lrr" = 1 }\n', "trial 'a': unknown field 'optimizer.lrr'"),
+    ('name = "s"\ntitle = "t"\nsource = "x"\nbase = "r2024-autoencoder"\nmetrics = ["min_val_mse"]\n'
+     '[[trials]]\nlabel = "c"\npreset = "r2024-finetune"\n', "name the autoencoder trial"),
+    ('name = "s"\ntitle = "t"\nsource = "x"\nbase = "r2024-autoencoder"\nmetrics = ["min_val_mse"]\n'
+     '[[trials]]\nlabel = "c"\npreset = "r2024-finetune"\npretrain = "zz"\n', "no trial labelled 'zz'"),
+    ('name = "s"\ntitle = "t"\nsource = "x"\nbase = "nope"\nmetrics = ["min_val_mse"]\n', "unknown preset 'nope'"),
+    ("name = ", "not valid TOML"),
+])
+def test_a_bad_study_file_gets_one_message_naming_it(tmp_path, text, message):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(StudyError) as e:
+        load_study(f)
+    assert str(f) in str(e.value) and message in str(e.value)
+
+
+def test_cli_study_list_and_table_of_the_shipped_runs(capsys, fmnist):
+    from fmnist_core.__main__ import main
+    assert main(["study", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all({"name", "title", "source", "trials"} <= set(r) for r in rows)
+    assert main(["study", "table", "r2026-table1", "--json", "--checkpoints", str(DEFAULT_DIR)]) == 0
+    rows = {r["label"]: r for r in json.loads(capsys.readouterr().out)}
+    ft = rows["finetune"]
+    assert {"label", "overrides", "ours", "published", "run_ids"} <= set(ft)
+    shipped = RunStore(DEFAULT_DIR).manifest(ft["run_ids"][0])
+    assert ft["ours"]["test_accuracy"] == shipped["history"][-1]["test_acc"]
+    assert ft["published"]["final_test_acc"] == 0.9276
+    assert ft["difference"]["final_test_acc"] == pytest.approx(ft["ours"]["final_test_acc"] - 0.9276)
+    assert rows["autoencoder"]["ours"]["test_mse"] < 0.02
+    assert main(["study", "table", "nope"]) == 2
+    assert "no study 'nope'" in capsys.readouterr().err
+
+
+def _study_file(tmp_path, trials: str, name="two") -> Path:
+    f = tmp_path / f"{name}.toml"
+    f.write_text(f'name = "{name}"\ntitle = "t"\nsource = "test"\nbase = "r2025-arch1"\n'
+                 f'metrics = ["min_val_mse", "max_val_acc"]\n{trials}')
+    return f
+
+
+DEPENDENT = ('[[trials]]\nlabel = "ae"\n[[trials]]\nlabel = "head"\npreset = "r2025-frozen_pretrained"\n'
+             'pretrain = "ae"\nset = { "encoder.blocks" = [{ channels = 16, dropout_before_pool = true }], '
+             '"head.hidden" = [16] }\n')
+
+
+def test_a_study_runs_on_its_own_local_ray_instance_and_skips_what_is_complete(tmp_path, monkeypatch):
+    from fmnist_core.tune import run_study
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    study = load_study(_study_file(tmp_path, DEPENDENT))
+    store = RunStore(tmp_path / "ck")
+    events = []
+    summary = run_study(study, store, progress=events.append, **QUICK, fail_once_dir=str(tmp_path / "fails"))
+    # Each trial failed once on purpose, was retried, and finished; the classifier after its autoencoder.
+    assert (summary["completed"], summary["failed"], summary["skipped"]) == (2, 0, 0), summary
+    assert summary["ray_address"] and summary["wall_s"] > 0
+    assert len(list((tmp_path / "fails").iterdir())) == 2
+    ids = [spec.run_id for _, _, spec in study.specs(**QUICK)]
+    for rid in ids:
+        assert store.verify(rid)["complete"]
+    assert [e["run_id"] for e in events if e["type"] == "epoch"] == ids
+    assert store.manifest(ids[1])["provenance"]["encoder_source"]["run"] == ids[0]
+    again = run_study(study, store, **QUICK)
+    assert (again["completed"], again["skipped"]) == (0, 2)
+    rows = table(study, store, **QUICK)
+    assert rows[1]["ours"]["max_val_acc"] > 0 and rows[0]["ours"]["min_val_mse"] > 0
+
+
+def test_a_study_killed_midway_finishes_what_is_left_when_started_again(tmp_path):
+    f = _study_file(tmp_path, '[[trials]]\nlabel = "a"\n', name="killed")
+    ck = tmp_path / "ck"
+    cmd = [sys.executable, "-m", "fmnist_core", "study", "run", str(f), "--epochs", "30", "--subset", "600",
+           "--checkpoints", str(ck), "--json"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 180
+    manifest = None
+    while time.time() < deadline and manifest is None:
+        manifest = next(iter(ck.glob("*/manifest.json")), None)
+        time.sleep(0.2)
+    assert manifest is not None, "no epoch was written"
+    os.killpg(proc.pid, signal.SIGKILL)            # the driver and its Ray instance, at once
+    proc.wait()
+    store = RunStore(ck)
+    rid = manifest.parent.name
+    time.sleep(1)
+    partial = store.manifest(rid)
+    assert not partial["complete"]
+    done = len(partial["history"])
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout.splitlines()[-1])
+    assert summary["completed"] == 1
+    m = store.verify(rid)
+    assert m["complete"] and m["history"][:done] == partial["history"]     # resumed, not restarted
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A real Ray cluster on this machine: `ray start --head --block`, ended through its own process."""
+    port = _free_port()
+    ray_bin = Path(sys.executable).with_name("ray")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+                             f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                             f"--temp-dir={tmp_path / 'ray'}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        probe = subprocess.run([str(ray_bin), "status", f"--address={address}"], env=env, capture_output=True)
+        if probe.returncode == 0:
+            break
+        time.sleep(1)
+    else:
+        os.killpg(proc.pid, signal.SIGTERM)
+        pytest.fail("the Ray head did not come up")
+    yield address
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_real_local_cluster_receives_a_study_by_address(tmp_path, ray_cluster, capsys):
+    from fmnist_core.__main__ import main
+    f = _study_file(tmp_path, '[[trials]]\nlabel = "a"\n[[trials]]\nlabel = "b"\nset = { "encoder.dropout" = 0.1 }\n')
+    ck = tmp_path / "ck"
+    assert main(["study", "run", str(f), "--address", ray_cluster, "--epochs", "1", "--subset", "600",
+                 "--checkpoints", str(ck), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["completed"] == 2 and summary["ray_address"].endswith(ray_cluster.split(":")[1])
+    store = RunStore(ck)
+    assert len(store.run_ids()) == 2 and all(store.verify(r)["complete"] for r in store.run_ids())
+    # Through Tune's checkpoints on shared storage: the runs land in the driver's store too.
+    ck2, shared = tmp_path / "ck2", tmp_path / "shared"
+    assert main(["study", "run", str(f), "--address", ray_cluster, "--epochs", "1", "--subset", "600",
+                 "--checkpoints", str(ck2), "--storage", str(shared), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["completed"] == 2
+    store2 = RunStore(ck2)
+    assert sorted(store2.run_ids()) == sorted(store.run_ids())
+    assert all(store2.verify(r)["complete"] for r in store2.run_ids())
