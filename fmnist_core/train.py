@@ -251,13 +251,14 @@ def _continuation_source(store: RunStore, spec: RunSpec) -> tuple[str, dict] | N
 
 def train_run(spec: RunSpec, data: FashionMNIST, store: RunStore, device: torch.device | str = "cpu",
               callback: Callback | None = None, command: str | None = None,
-              splits: dict | None = None) -> dict:
+              splits: dict | None = None, snapshots: bool = True) -> dict:
     """Train one run to its spec's epochs, or resume it, or return it untouched if complete.
 
     Holds the run's own lock while it trains: TrainingBusy at once where another live process
     trains the same run. A complete run with this spec but fewer epochs is continued in a new run
     (its weights and history copied; a fresh optimizer state, since complete runs keep none).
-    `splits`: a dict to reuse the tensors of runs with the same data split.
+    `splits`: a dict to reuse the tensors of runs with the same data split. `snapshots`: keep an
+    autoencoder's weights at SNAPSHOT_EPOCHS for the app (studies skip them: a file each).
     """
     device = torch.device(device)
     emit = callback or (lambda event: None)
@@ -280,7 +281,7 @@ def train_run(spec: RunSpec, data: FashionMNIST, store: RunStore, device: torch.
     progress = ProgressFile(store.write_root / run_id)
     try:
         progress.begin(run_id, spec.epochs)
-        manifest = _train_locked(spec, data, store, device, emit, command, splits, progress)
+        manifest = _train_locked(spec, data, store, device, emit, command, splits, progress, snapshots)
     except BaseException as e:
         progress.finish("stopped" if isinstance(e, KeyboardInterrupt) else f"failed: {e}")
         raise
@@ -290,7 +291,7 @@ def train_run(spec: RunSpec, data: FashionMNIST, store: RunStore, device: torch.
     return manifest
 
 
-def _train_locked(spec, data, store, device, emit, command, splits, progress) -> dict:
+def _train_locked(spec, data, store, device, emit, command, splits, progress, snapshots) -> dict:
     run_id = spec.run_id
     key = (spec.val_size, spec.subset, spec.split_seed)
     if splits is not None and key in splits:
@@ -397,7 +398,7 @@ def _train_locked(spec, data, store, device, emit, command, splits, progress) ->
             "torch": torch.__version__, "wall_time_s": round(wall_before + wall_this_run, 1),
             "encoder_source": encoder_source, "started_from": started_from,
         }
-        snapshot = is_ae and (epoch in SNAPSHOT_EPOCHS or epoch == spec.epochs)
+        snapshot = is_ae and snapshots and (epoch in SNAPSHOT_EPOCHS or epoch == spec.epochs)
         try:
             old = store.save_epoch(spec, model, optimizer, history, best_epoch, tensors.fingerprint, provenance,
                                    is_best, snapshot, old)

@@ -76,7 +76,7 @@ def _trainable(trial_config: dict) -> None:
         else:
             tune.report(metrics)
 
-    m = train_run(spec, data, store, device, on_event, config.get("command"))
+    m = train_run(spec, data, store, device, on_event, config.get("command"), snapshots=False)
     tune.report({"run_id": spec.run_id, "epoch": len(m["history"]), "epochs": spec.epochs, "done": True})
 
 

@@ -169,14 +169,25 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def ray_cluster(tmp_path):
-    """A real Ray cluster on this machine: `ray start --head --block`, ended through its own process."""
+def ray_cluster(tmp_path, monkeypatch):
+    """A real Ray cluster on this machine: `ray start --head --block`, ended through its own process.
+
+    Token authentication on, as Ray 2.60 has it by default: head and driver share the mode and token.
+    """
+    import secrets
     port = _free_port()
     ray_bin = Path(sys.executable).with_name("ray")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    for k, v in auth.items():
+        monkeypatch.setenv(k, v)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **auth}
+    import tempfile
+    ray_tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")     # short: Ray's socket paths must fit 107 bytes
     proc = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
                              f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                             f"--temp-dir={tmp_path / 'ray'}"],
+                             f"--temp-dir={ray_tmp}"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     address = f"127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -194,6 +205,7 @@ def ray_cluster(tmp_path):
         proc.wait(30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def test_a_real_local_cluster_receives_a_study_by_address(tmp_path, ray_cluster, capsys):
