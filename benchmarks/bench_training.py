@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fmnist_core.bench import run_benchmark  # noqa: E402
-from fmnist_core.config import CLASSIFIERS  # noqa: E402
+from fmnist_core.presets import SCHEMES as CLASSIFIERS  # noqa: E402
 
 
 def _commit() -> str | None:

@@ -1,0 +1,73 @@
+"""What Ray Tune costs on top of the training it runs: a small study through `run_study` against the
+same trials trained one after another by `train_run` in one process.
+
+    .venv/bin/python benchmarks/ray_overhead.py [--trials 4] [--epochs 3] [--subset 5000] [--out FILE]
+
+Both sides train the same specs (the reference `scratch` scheme at `--trials` seeds) into fresh
+stores; the study side's wall time includes starting its local Ray instance. Writes
+benchmarks/results/ray-overhead.json. Run it on an otherwise idle machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fmnist_core import RunStore, load_fashion_mnist  # noqa: E402
+from fmnist_core.study import load_study  # noqa: E402
+from fmnist_core.train import train_run  # noqa: E402
+from fmnist_core.tune import run_study  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--subset", type=int, default=5000)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ray-overhead.json"))
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="ray-overhead-"))
+    f = tmp / "overhead.toml"
+    f.write_text(f'name = "overhead"\ntitle = "Ray overhead"\nsource = "benchmark"\nbase = "reference-scratch"\n'
+                 f'seeds = {args.trials}\nmetrics = ["max_val_acc"]\n[[trials]]\nlabel = "scratch"\n')
+    study = load_study(f)
+    specs = [spec for _, _, spec in study.specs(args.epochs, args.subset)]
+
+    import torch
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    data = load_fashion_mnist()
+    store = RunStore(tmp / "sequential")
+    for spec in specs:
+        train_run(spec, data, store, "cpu", snapshots=False)
+    sequential = time.perf_counter() - t0
+    train_s = sum(h["seconds"] for s in specs for h in store.manifest(s.run_id)["history"])
+
+    t0 = time.perf_counter()
+    summary = run_study(study, RunStore(tmp / "ray"), max_concurrent=1, epochs=args.epochs, subset=args.subset,
+                        device="cpu")
+    through_ray = time.perf_counter() - t0
+    assert summary["completed"] == len(specs), summary
+    ray_store = RunStore(tmp / "ray")
+    ray_train_s = sum(h["seconds"] for s in specs for h in ray_store.manifest(s.run_id)["history"])
+    result = {
+        "trials": len(specs), "epochs": args.epochs, "subset": args.subset, "max_concurrent": 1,
+        "sequential_wall_s": round(sequential, 1), "sequential_epoch_s_total": round(train_s, 1),
+        "ray_wall_s": round(through_ray, 1), "ray_epoch_s_total": round(ray_train_s, 1),
+        "ratio_wall": round(through_ray / sequential, 3),
+        "ray_fixed_cost_s": round(through_ray - ray_train_s - (sequential - train_s), 1),
+        "command": " ".join(["benchmarks/ray_overhead.py", *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
