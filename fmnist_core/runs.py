@@ -91,6 +91,17 @@ def _read_manifest(path: Path) -> dict | None:
     return m
 
 
+def selected_record(m: dict) -> dict | None:
+    """The history record a run's results report: the last epoch, or the best validation epoch where
+    its recipe selects it (`recipe.select = "best"`)."""
+    h = m["history"]
+    if not h:
+        return None
+    if (m["spec"].get("recipe") or {}).get("select") == "best" and m.get("best_epoch"):
+        return h[m["best_epoch"] - 1]
+    return h[-1]
+
+
 class RunStore:
     def __init__(self, root: str | os.PathLike | None = None):
         explicit = root or os.environ.get(CHECKPOINT_ENV)
@@ -196,7 +207,7 @@ class RunStore:
         """What `runs --json` prints for one run (no weights are read)."""
         m = self.require(run_id)
         spec = m["spec"]
-        last = m["history"][-1] if m["history"] else {}
+        last = selected_record(m) or {}
         prov = m.get("provenance") or {}
         parent = spec.get("pretrained_from") or (prov.get("started_from") or {}).get("run")
         out = {"id": run_id, "name": m["name"], "kind": m["kind"],
@@ -204,6 +215,7 @@ class RunStore:
                "epochs_done": len(m["history"]), "epochs": spec["epochs"],
                "read_only": self.is_read_only(run_id, m), "parent": parent,
                "best_epoch": m.get("best_epoch"), "folder": str(self.folder(run_id)),
+               "selected_epoch": last.get("epoch"),
                "wall_time_s": prov.get("wall_time_s")}
         if m["kind"] == "classifier":
             out["test_accuracy"] = last.get("test_acc")

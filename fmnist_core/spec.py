@@ -90,6 +90,21 @@ class OptimizerSpec:
     momentum: float = 0.0              # SGD only
 
 
+SCHEDULES = ("constant", "cosine", "onecycle")
+SELECTIONS = ("last", "best")
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """Training recipe beyond the reference protocol; every default is off (the reference recipe)."""
+    translate: int = 0                 # random shift of each training image by up to ±N px (pad and crop)
+    hflip: bool = False                # random horizontal flip of each training image, p = 0.5
+    label_smoothing: float = 0.0       # classifiers' training loss only; reported losses stay plain
+    schedule: str = "constant"         # learning rate per step: constant, cosine or onecycle
+    warmup_epochs: float = 0.0         # linear warm-up from 0 (cosine); onecycle rises over 30% of training
+    select: str = "last"               # which epoch's weights the run's results report: last or best (validation)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     kind: str = "autoencoder"
@@ -110,6 +125,7 @@ class RunSpec:
     val_size: int = 10_000             # held out from the 60,000 training images
     split_seed: int = 0                # which images are held out: fixed, so seeds share a validation set
     subset: int | None = None          # train on the first N training images only (quick runs)
+    recipe: RecipeSpec = field(default_factory=RecipeSpec)
 
     # ---- dict form ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -181,6 +197,12 @@ class RunSpec:
         need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         need(self.val_size >= 1, f"val_size must be >= 1, got {self.val_size}")
         need(self.subset is None or self.subset >= 12, f"subset must be at least 12 images, got {self.subset}")
+        r = self.recipe
+        need(0 <= r.translate <= 8, f"recipe.translate must be 0..8 pixels, got {r.translate}")
+        need(0 <= r.label_smoothing < 1, f"recipe.label_smoothing must be in [0, 1), got {r.label_smoothing}")
+        need(r.schedule in SCHEDULES, f"recipe.schedule: {r.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        need(0 <= r.warmup_epochs <= self.epochs, f"recipe.warmup_epochs must be in [0, epochs], got {r.warmup_epochs}")
+        need(r.select in SELECTIONS, f"recipe.select: {r.select!r} is not one of {', '.join(SELECTIONS)}")
         if self.kind == "classifier":
             need(self.init == "random" or self.pretrained_from is not None,
                  "init = 'pretrained' needs pretrained_from: the id of an autoencoder run")
@@ -195,6 +217,8 @@ ALIASES = {
     "lr": "optimizer.lr", "optimizer": "optimizer.name", "weight_decay": "optimizer.weight_decay",
     "momentum": "optimizer.momentum", "dropout": "encoder.dropout", "bottleneck": "encoder.bottleneck",
     "n": "encoder.bottleneck", "output": "decoder.output", "hidden": "head.hidden",
+    "translate": "recipe.translate", "hflip": "recipe.hflip", "label_smoothing": "recipe.label_smoothing",
+    "schedule": "recipe.schedule", "warmup_epochs": "recipe.warmup_epochs", "select": "recipe.select",
 }
 
 
@@ -333,7 +357,7 @@ def _dotted(d: dict, prefix: str = "") -> dict[str, object]:
     out: dict[str, object] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and key in ("encoder", "decoder", "head", "optimizer"):
+        if isinstance(v, dict) and key in ("encoder", "decoder", "head", "optimizer", "recipe"):
             out.update(_dotted(v, key + "."))
         else:
             out[key] = v

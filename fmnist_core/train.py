@@ -27,8 +27,9 @@ from filelock import Timeout
 from .data import FashionMNIST, Split, scale, split
 from .models import Autoencoder, Classifier, make_model
 from .progress import ProgressFile
+from .recipe import augment, augments, lr_factor
 from .runs import RunStore, TrainingBusy
-from .spec import OptimizerSpec, RunSpec
+from .spec import OptimizerSpec, RecipeSpec, RunSpec
 from .store import CheckpointError, optimizer_from_tensors
 
 Callback = Callable[[dict], None]
@@ -174,11 +175,19 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x_u8: torch.Tensor,
                     y: torch.Tensor | None, batch_size: int, seed: int, epoch: int,
-                    on_batch: Callable[[int, int], None] | None = None) -> float:
-    """One pass over the training tensors in a seeded random order; returns the mean training loss."""
+                    on_batch: Callable[[int, int], None] | None = None, *,
+                    recipe: RecipeSpec | None = None, epochs: int = 1, base_lr: float | None = None) -> float:
+    """One pass over the training tensors in a seeded random order; returns the mean training loss.
+
+    `recipe` (off by default): augmentation of each batch, label smoothing, and the learning rate
+    per step from `base_lr` by the schedule over `epochs` epochs (epoch counts from 1).
+    """
     torch.manual_seed(_epoch_seed(seed, epoch))       # dropout masks: repeatable and resumable
     order = torch.randperm(len(x_u8), generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch)))
     order = order.to(x_u8.device)
+    aug_gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch) + 7_919) if augments(recipe) else None
+    smoothing = recipe.label_smoothing if recipe is not None else 0.0
+    scheduled = recipe is not None and recipe.schedule != "constant" and base_lr is not None
     model.train()
     is_ae = isinstance(model, Autoencoder)
     in_range, target_range = _ranges(model)
@@ -186,12 +195,17 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x_
     n_batches = (len(order) + batch_size - 1) // batch_size
     for b in range(n_batches):
         idx = order[b * batch_size:(b + 1) * batch_size]
-        xb = _batch(x_u8[idx], in_range)
+        images = x_u8[idx] if aug_gen is None else augment(x_u8[idx], recipe, aug_gen)
+        xb = _batch(images, in_range)
         out = model(xb)
         if is_ae:
-            loss = F.mse_loss(out, xb if target_range == in_range else _batch(x_u8[idx], target_range))
+            loss = F.mse_loss(out, xb if target_range == in_range else _batch(images, target_range))
         else:
-            loss = F.cross_entropy(out, y[idx])
+            loss = F.cross_entropy(out, y[idx], label_smoothing=smoothing)
+        if scheduled:
+            factor = lr_factor(recipe, (epoch - 1) * n_batches + b, epochs * n_batches, n_batches)
+            for group in optimizer.param_groups:
+                group["lr"] = base_lr * factor
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -243,7 +257,11 @@ def _continuation_source(store: RunStore, spec: RunSpec) -> tuple[str, dict] | N
             continue
         if not m or not m["complete"] or m["kind"] != spec.kind or m["spec"]["epochs"] >= spec.epochs:
             continue
-        if {**m["spec"], "epochs": spec.epochs, "name": spec.name} == spec.to_dict():
+        try:
+            other = RunSpec.from_dict(m["spec"])
+        except ValueError:
+            continue
+        if other.replace(epochs=spec.epochs, name=spec.name) == spec and spec.recipe.schedule == "constant":
             if best is None or m["spec"]["epochs"] > best[1]["spec"]["epochs"]:
                 best = (rid, m)
     return best
@@ -375,7 +393,8 @@ def _train_locked(spec, data, store, device, emit, command, splits, progress, sn
             progress.update(event)
             emit(event)
         running = train_one_epoch(model, optimizer, x_train, y_train, spec.batch_size, spec.seed, epoch,
-                                  on_batch=on_batch)
+                                  on_batch=on_batch, recipe=spec.recipe, epochs=spec.epochs,
+                                  base_lr=spec.optimizer.lr)
         t1 = time.perf_counter()
         tr, va, te = (evaluate_split(model, x, y, EVAL_BATCH, features[k]) for k, (x, y) in eval_sets.items())
         t2 = time.perf_counter()

@@ -1,7 +1,7 @@
 """The shipped runs load, match their manifests and reproduce their recorded test figures."""
 import pytest
 
-from fmnist_core import RunStore
+from fmnist_core import RunSpec, RunStore
 from fmnist_core.evaluate import autoencoder_report, classifier_report
 from fmnist_core.presets import SCHEMES, reference_specs
 from fmnist_core.runs import DEFAULT_DIR
@@ -23,7 +23,7 @@ def test_shipped_classifier_reproduces_its_recorded_test_accuracy(name, fmnist):
     rid, m = _shipped(name)
     SHIPPED.verify(rid)                           # every file matches its sha256
     assert m["data_fingerprint"].startswith(fmnist.fingerprint)
-    assert m["spec"] == SPECS[name].to_dict()     # the reference protocol's spec, full data
+    assert RunSpec.from_dict(m["spec"]) == SPECS[name]    # the reference protocol's spec, full data
     assert m["complete"] and len(m["history"]) == m["spec"]["epochs"] == 50
     assert "optim" not in m["roles"]              # finished: no resume state shipped
     assert SHIPPED.is_read_only(rid)
