@@ -36,9 +36,24 @@ def test_every_study_file_loads_and_every_trial_builds():
                 assert metric in s.metrics
 
 
-def test_table_one_trials_are_the_shipped_reference_runs():
-    ids = {spec.run_id for _, _, spec in load_study("r2026-table1").specs()}
+def test_table_one_trials_are_the_shipped_reference_runs_at_seed_0():
+    ids = {spec.run_id for _, seed, spec in load_study("r2026-table1").specs() if seed == 0}
     assert ids == {spec.run_id for spec in reference_specs().values()}
+
+
+def test_the_beyond_recipe_study_builds_every_change_alone_and_together_at_three_seeds():
+    study = load_study("beyond-recipe")
+    assert study.seeds == 3
+    items = study.specs()
+    labels = {t.label for t, _, _ in items}
+    for scheme in ("scratch", "finetune"):
+        assert f"{scheme}: reference recipe" in labels and f"{scheme}: all together" in labels
+    together = next(spec for t, s, spec in items if t.label == "scratch: all together" and s == 0)
+    r = together.recipe
+    assert (r.translate, r.hflip, r.label_smoothing, r.schedule, r.select) == (2, True, 0.1, "cosine", "best")
+    assert together.optimizer.name == "adamw"
+    assert next(spec for t, s, spec in items if t.label == "scratch: reference recipe" and s == 0).run_id == \
+        reference_specs()["scratch"].run_id
 
 
 def test_quick_sizes_make_other_runs_recorded_in_their_specs():
