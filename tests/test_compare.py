@@ -1,0 +1,39 @@
+"""Comparing runs: factors that vary, best and final metrics, study values beside ours, seed groups."""
+from fmnist_core import RunStore
+from fmnist_core.compare import band, curves, runs_table, seed_groups, spec_factors
+from fmnist_core.runs import DEFAULT_DIR
+from fmnist_core.study import load_study
+
+
+def test_runs_table_of_the_shipped_store_has_varying_factors_and_published_values():
+    store = RunStore(DEFAULT_DIR)
+    rows, factors = runs_table(store, [load_study("r2026-table1")])
+    by_name = {r["name"]: r for r in rows}
+    assert {"kind", "init", "frozen"} <= set(factors) and "optimizer.lr" not in factors
+    ft = by_name["reference-finetune"]
+    m = store.manifest(ft["id"])
+    assert ft["metric"] == "val_acc" and ft["final"] == m["history"][-1]["val_acc"]
+    assert ft["best"] == max(r["val_acc"] for r in m["history"]) and 1 <= ft["best_epoch"] <= 50
+    assert ft["gap"] > 0 and ft["studies"] == ["r2026-table1"] and ft["published"] == 0.9276
+    ae = by_name["reference-autoencoder"]
+    assert ae["metric"] == "val_loss" and ae["best"] == min(r["val_loss"] for r in store.manifest(ae["id"])["history"])
+
+
+def test_factors_and_seed_groups():
+    from fmnist_core.presets import reference_specs
+    a = reference_specs()["scratch"]
+    b = a.with_overrides({"seed": 1})
+    c = a.with_overrides({"lr": 1e-2})
+    assert spec_factors([a.to_dict(), b.to_dict(), c.to_dict()]) == ["optimizer.lr", "seed"]
+    groups = seed_groups({"a": a.to_dict(), "b": b.to_dict(), "c": c.to_dict()})
+    assert sorted(map(sorted, groups.values())) == [["a", "b"], ["c"]]
+    rows = [{"run": "a", "epoch": 1, "split": "train", "value": 1.0},
+            {"run": "b", "epoch": 1, "split": "train", "value": 3.0}]
+    (g,) = band(rows, {"ab": ["a", "b"]})
+    assert (g["mean"], g["lo"], g["hi"], g["n"]) == (2.0, 1.0, 3.0, 2)
+
+
+def test_curves_are_long_rows_per_split(trained_store, tiny_ids):
+    m = {rid: trained_store.manifest(rid) for rid in (tiny_ids["scratch"], tiny_ids["finetune"])}
+    rows = curves(m, "accuracy")
+    assert len(rows) == 2 * 2 * 2 and {r["split"] for r in rows} == {"train", "validation"}
