@@ -243,7 +243,10 @@ def _study_table(args, study, table) -> int:
         return 0
     print(f"{study.title}\n{study.source}\n")
     for r in rows:
-        factors = ", ".join(f"{k}={v}" for k, v in r["overrides"].items() if k not in ("name",)) or "base"
+        shown = {k: (f"[{len(v)} layers]" if isinstance(v, list) and v and isinstance(v[0], dict) else v)
+                 for k, v in r["overrides"].items()}
+        factors = ", ".join([f"preset {r['preset']}"] * (r["preset"] != study.base)
+                            + [f"{k}={v}" for k, v in shown.items()]) or "base"
         state = "/".join(sorted(set(r["status"])))
         print(f"{r['label']}  [{state}]  ({factors})")
         for m in [*study.metrics, "test_accuracy", "test_mse"]:

@@ -290,7 +290,7 @@ def table(study: Study, store, test_images=None, test_labels=None, epochs=None, 
         overrides = {k: v for k, v in spec0.differences(base).items()
                      if k not in ("pretrained_from", "init_seed_offset", "seed")}
         diff = {k: ours[k] - v for k, v in t.published.items() if k in ours and not math.isnan(ours[k])}
-        rows.append({"label": t.label, "overrides": overrides, "ours": ours, "std": std, "seeds": len(per_seed),
+        rows.append({"label": t.label, "preset": t.preset, "overrides": overrides, "ours": ours, "std": std, "seeds": len(per_seed),
                      "published": dict(t.published), "difference": diff, "claim": t.claim,
                      "run_ids": run_ids, "status": status})
     return rows
