@@ -125,16 +125,18 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _print_rows(args, rows: list[dict], line) -> int:
+    """One JSON array with --json, else a line per row."""
+    print(json.dumps(rows) if args.json else "\n".join(line(r) for r in rows))
+    return 0
+
+
 def cmd_runs(args) -> int:
     if args.presets:
         from .presets import PRESETS
         rows = [{"name": p.name, "kind": p.spec.kind, "source": p.source, "pretrain": p.pretrain, "note": p.note}
                 for p in PRESETS.values()]
-        if args.json:
-            print(json.dumps(rows))
-        for r in rows if not args.json else []:
-            print(f"{r['name']:<28} {r['kind']:<11} {r['source']}")
-        return 0
+        return _print_rows(args, rows, lambda r: f"{r['name']:<28} {r['kind']:<11} {r['source']}")
     store = RunStore(args.checkpoints)
     rows = store.summaries()
     if args.json:
@@ -209,11 +211,7 @@ def cmd_study(args) -> int:
     try:
         if args.verb == "list":
             rows = [s.to_dict() for s in list_studies()]
-            if args.json:
-                print(json.dumps(rows))
-            for r in rows if not args.json else []:
-                print(f"{r['name']:<16} {r['trials']:>3} trials  {r['title']}")
-            return 0
+            return _print_rows(args, rows, lambda r: f"{r['name']:<16} {r['trials']:>3} trials  {r['title']}")
         study = load_study(args.study)
         if args.verb == "table":
             return _study_table(args, study, table)

@@ -6,7 +6,6 @@ placed on the map by their nearest test latents in PCA space, which needs no sto
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 

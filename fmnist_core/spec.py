@@ -334,18 +334,23 @@ def _convert(tp, value, path: str):
     raise SpecError(f"{path}: unsupported type {tp}")
 
 
+def read_toml(path, what: str, error: type[Exception]) -> dict:
+    """A TOML file's tables; `error` with one line naming the file where it cannot be read or parsed."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{what} {path} is not valid TOML: {e}") from None
+
+
 def load_spec_file(path: str) -> tuple[str | None, dict]:
     """A TOML spec file: optional `preset = "NAME"` plus spec fields (tables for the nested parts).
 
     Returns (preset name or None, the fields as dotted overrides).
     """
-    try:
-        with open(path, "rb") as f:
-            d = tomllib.load(f)
-    except OSError as e:
-        raise SpecError(f"cannot read spec file {path}: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"spec file {path} is not valid TOML: {e}") from None
+    d = read_toml(path, "spec file", SpecError)
     preset = d.pop("preset", None)
     if preset is not None and not isinstance(preset, str):
         raise SpecError(f"spec file {path}: preset must be a name, got {preset!r}")

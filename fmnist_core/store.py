@@ -7,19 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
-import secrets
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 
@@ -75,18 +70,6 @@ def cached_arrays(path: Path, compute: Callable[[], dict[str, np.ndarray]],
     except OSError:
         pass                              # read-only store: computed again next time
     return arrays
-
-
-def check_writable(root: Path) -> None:
-    """Fail early, with a clear message, where checkpoints cannot be written."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".write-probe-{os.getpid()}"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as e:
-        raise CheckpointError(f"cannot write checkpoints to {root}: {e.strerror or e}. "
-                              "Choose a writable folder with --checkpoints.") from e
 
 
 def state_to_bytes(state: dict[str, torch.Tensor]) -> bytes:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .presets import preset as get_preset
-from .spec import RunSpec, SpecError, resolve_alias
+from .spec import RunSpec, SpecError, read_toml, resolve_alias
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 STUDY_KEYS = {"name", "title", "source", "base", "metrics", "notes", "seeds", "trials", "grid"}
@@ -152,13 +151,7 @@ def load_study(ref: str | Path) -> Study:
         if not path.is_file():
             names = ", ".join(s.name for s in list_studies())
             raise StudyError(f"no study {ref!r}; studies: {names}")
-    try:
-        with open(path, "rb") as f:
-            d = tomllib.load(f)
-    except OSError as e:
-        raise StudyError(f"cannot read study file {path}: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise StudyError(f"{path} is not valid TOML: {e}") from None
+    d = read_toml(path, "study file", StudyError)
     unknown = sorted(set(d) - STUDY_KEYS)
     if unknown:
         raise StudyError(f"{path}: unknown key {unknown[0]!r}; a study has {', '.join(sorted(STUDY_KEYS))}")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fmnist_core import CheckpointError
-from fmnist_core.store import atomic_write, cached_arrays, check_writable
+from fmnist_core.store import atomic_write, cached_arrays
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
@@ -20,18 +20,12 @@ def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only permissions")
 def test_read_only_folder_gives_a_clear_error(tmp_path):
+    from fmnist_core import RunStore
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
     with pytest.raises(CheckpointError, match="cannot write checkpoints"):
-        check_writable(ro)
-
-
-def test_unwritable_location_gives_a_clear_error(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")   # a file where the folder should be: fails for root too
-    with pytest.raises(CheckpointError, match="cannot write checkpoints"):
-        check_writable(blocker / "checkpoints")
+        RunStore(ro).write_root
 
 
 def test_cached_arrays_compute_once_recompute_damage_and_survive_an_unwritable_folder(tmp_path):

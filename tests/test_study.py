@@ -15,7 +15,7 @@ import pytest
 from fmnist_core import RunStore
 from fmnist_core.presets import reference_specs
 from fmnist_core.runs import DEFAULT_DIR
-from fmnist_core.study import STUDIES_DIR, StudyError, list_studies, load_study, table
+from fmnist_core.study import StudyError, list_studies, load_study, table
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = {"epochs": 1, "subset": 600}
