@@ -2,10 +2,10 @@
 
     .venv/bin/python benchmarks/compare_runs.py NEW_CHECKPOINTS [--against checkpoints] [--models finetune,...]
 
-For each classifier present in both stores, prints validation/test accuracy per epoch for the
-epochs both ran, and the mean and largest difference. Two runs with different dropout draws differ
-by noise only (epoch to epoch, a few tenths of a point on 10,000 images); a change that broke
-training shows as a gap that grows.
+For each reference scheme with a run in both stores (presets.reference_runs), prints
+validation/test accuracy per epoch for the epochs both ran, and the mean and largest difference.
+Two runs with different dropout draws differ by noise only (epoch to epoch, a few tenths of a
+point on 10,000 images); a change that broke training shows as a gap that grows.
 """
 import argparse
 import sys
@@ -13,13 +13,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fmnist_core import CLASSIFIERS, CheckpointStore  # noqa: E402
+from fmnist_core import RunStore  # noqa: E402
+from fmnist_core.presets import SCHEMES, reference_runs  # noqa: E402
 
 
-def compare(new: CheckpointStore, old: CheckpointStore, models) -> str:
+def compare(new: RunStore, old: RunStore, models) -> str:
     out = []
+    new_ids, old_ids = reference_runs(new), reference_runs(old)
     for name in models:
-        a, b = new.manifest(name), old.manifest(name)
+        if name not in new_ids:
+            continue
+        a, b = new.manifest(new_ids[name]), old.manifest(old_ids[name])
         if a is None or b is None:
             continue
         rows = list(zip(a["history"], b["history"]))
@@ -39,6 +43,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("new")
     ap.add_argument("--against", default=None, help="the other store (default: the shipped checkpoints/)")
-    ap.add_argument("--models", default=",".join(CLASSIFIERS))
+    ap.add_argument("--models", default=",".join(SCHEMES))
     args = ap.parse_args()
-    print(compare(CheckpointStore(args.new), CheckpointStore(args.against), args.models.split(",")))
+    print(compare(RunStore(args.new), RunStore(args.against), args.models.split(",")))

@@ -30,15 +30,15 @@ from torch.profiler import ProfilerActivity, profile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fmnist_core import TrainConfig, kernels, load_fashion_mnist, split  # noqa: E402
+from fmnist_core import RunSpec, kernels, load_fashion_mnist, split  # noqa: E402
 from fmnist_core.bench import _bench_model, layer_macs, matmul_peak  # noqa: E402
-from fmnist_core.config import ModelConfig  # noqa: E402
+from fmnist_core.presets import SCHEMES, reference_specs  # noqa: E402
 from fmnist_core import train  # noqa: E402
 from fmnist_core.train import evaluate_split  # noqa: E402
 
 
 def _model(name: str) -> torch.nn.Module:
-    return train._prepare(_bench_model(name, ModelConfig(), seed=1), torch.device("cpu"))
+    return train._prepare(_bench_model(name, None, seed=1), torch.device("cpu"))
 
 
 def op_table(fn, repeats: int, rows: int = 14) -> str:
@@ -99,7 +99,7 @@ def layer_table(model: torch.nn.Module, xb: torch.Tensor, repeats: int = 20) -> 
 AB_ROUNDS = 6
 
 
-def kernels_ab(name: str, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, rounds: int = AB_ROUNDS) -> str:
+def kernels_ab(name: str, cfg: RunSpec, x: torch.Tensor, y: torch.Tensor, rounds: int = AB_ROUNDS) -> str:
     """Training and evaluation images/s with the fused kernels and with PyTorch's operators.
 
     The two alternate, round by round, in one process: this VM's speed drifts by tens of percent
@@ -108,7 +108,7 @@ def kernels_ab(name: str, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, ro
     rates: dict[tuple[str, str], list[float]] = {}
     torch.manual_seed(1)
     model = _model(name)
-    optimizer = train.make_optimizer(model, cfg)
+    optimizer = train.make_optimizer(model, cfg.optimizer)
     for _ in range(rounds):
         for label in ("fused", "pytorch"):
             with (contextlib.nullcontext() if label == "fused" else kernels.disabled()):
@@ -135,7 +135,7 @@ def train_rate(model, optimizer, x, y, images: int = 6000) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="finetune")
+    p.add_argument("--model", default="finetune", choices=SCHEMES)
     p.add_argument("--variants", action="store_true", help="time Adam's three implementations")
     p.add_argument("--kernels", action="store_true", help="time the fused CPU kernels against PyTorch's operators")
     p.add_argument("--compile", action="store_true", help="time torch.compile of the model")
@@ -143,13 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     train.tune_cpu_allocator()
-    cfg = TrainConfig()
-    data = split(load_fashion_mnist(args.data), cfg.val_size, None, cfg.seed)
+    cfg = reference_specs()[args.model]
+    data = split(load_fashion_mnist(args.data), cfg.val_size, None, cfg.split_seed)
     x, y = data.train_x[:8000], data.train_y[:8000]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, model {args.model}")
 
     model = _model(args.model)
-    optimizer = train.make_optimizer(model, cfg)
+    optimizer = train.make_optimizer(model, cfg.optimizer)
     batches = iter(range(10**9))
 
     def step():
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"measured float32 matmul peak: {matmul_peak(torch.device('cpu'))['peak_gflops']:.0f} GFLOP/s")
     model.eval()
-    print("\nevaluation batch, 1,000 images, layer by layer:\n" + layer_table(model, train._batch(x[:1000])))
+    print("\nevaluation batch, 1,000 images, layer by layer:\n" + layer_table(model, train._batch(x[:1000], cfg.input_range)))
     print("\ntraining step, batch 100, by operator:\n" + op_table(step, 30))
 
     if args.kernels:
@@ -176,18 +176,18 @@ def main(argv: list[str] | None = None) -> int:
             for label, kw in (("default", {}), ("foreach", {"foreach": True}), ("fused", {"fused": True})):
                 torch.manual_seed(1)
                 m = _model(args.model)
-                opt = torch.optim.Adam([q for q in m.parameters() if q.requires_grad], lr=cfg.lr, **kw)
+                opt = torch.optim.Adam([q for q in m.parameters() if q.requires_grad], lr=cfg.optimizer.lr, **kw)
                 print(f"  round {round_} {label:>8}: {train_rate(m, opt, x, y):.0f}", flush=True)
     if args.compile:
         torch.manual_seed(1)
         m = _model(args.model)
         compiled = torch.compile(m)
-        opt = train.make_optimizer(m, cfg)
+        opt = train.make_optimizer(m, cfg.optimizer)
         t0 = time.perf_counter()
         train.train_one_epoch(compiled, opt, x[:100], y[:100], 100, 0, 0)
         print(f"\ntorch.compile: first step (compiling) {time.perf_counter() - t0:.1f} s")
         print(f"torch.compile: {train_rate(compiled, opt, x, y):.0f} training images/s; "
-              f"eager: {train_rate(m, train.make_optimizer(m, cfg), x, y):.0f}")
+              f"eager: {train_rate(m, train.make_optimizer(m, cfg.optimizer), x, y):.0f}")
     return 0
 
 

@@ -42,8 +42,9 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fmnist_core import CLASS_NAMES, CheckpointStore, load_fashion_mnist  # noqa: E402
+from fmnist_core import CLASS_NAMES, RunStore, load_fashion_mnist  # noqa: E402
 from fmnist_core.inference import to_model_input  # noqa: E402
+from fmnist_core.presets import reference_runs  # noqa: E402
 from fmnist_core.preprocess import FLAT_LEVEL, ImageInputError, preprocess_bytes  # noqa: E402
 
 VARIANTS = ("photo", "outline_light", "outline_dark", "outline_rgba_dark", "outline_rgba_light",
@@ -159,7 +160,9 @@ def render(img: np.ndarray, variant: str, rng: np.random.Generator) -> bytes:
 @torch.inference_mode()
 def classify(model: torch.nn.Module, images: np.ndarray, batch: int = 500) -> np.ndarray:
     """Predicted class indices for (N, 28, 28) float images in [0, 1]."""
-    out = [model(to_model_input(images[i:i + batch])).argmax(1).numpy() for i in range(0, len(images), batch)]
+    pixel_range = model.spec.input_range
+    out = [model(to_model_input(images[i:i + batch], pixel_range)).argmax(1).numpy()
+           for i in range(0, len(images), batch)]
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
@@ -190,14 +193,15 @@ def pick(n: int, seed: int, total: int) -> np.ndarray:
 def run(checkpoints: str | None, n: int = 500, seed: int = 0, which: str = "last",
         variants: tuple[str, ...] = VARIANTS, keep_samples: int = 0) -> dict:
     """Render, preprocess both ways and classify; returns the results (and sample images if asked)."""
-    store = CheckpointStore(checkpoints)
-    model = store.load_model("finetune", which)
+    store = RunStore(checkpoints)
+    run_id = reference_runs(store)["finetune"]
+    model = store.load_model(run_id, which)
     data = load_fashion_mnist()
     idx = pick(n, seed, len(data.test_images))
     images = data.test_images.numpy()[idx]
     labels = data.test_labels.numpy()[idx]
 
-    manifest = store.manifest("finetune") or {}
+    manifest = store.manifest(run_id) or {}
     results: dict = {
         "checkpoints": str(store.root), "which": which, "n": int(len(idx)), "seed": seed,
         "finetune_epochs": len(manifest.get("history", [])), "variants": {},

@@ -17,18 +17,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fmnist_core import AUTOENCODER, CLASSIFIERS, CheckpointStore  # noqa: E402
+from fmnist_core import RunStore  # noqa: E402
+from fmnist_core.presets import SCHEMES, reference_runs  # noqa: E402
 from fmnist_core.config import REFERENCE_RESULTS  # noqa: E402
 
 
-def table(store: CheckpointStore) -> str:
+def _manifests(store: RunStore) -> dict[str, dict | None]:
+    """{"autoencoder": manifest, "scratch": manifest, ...}: the reference runs in `store` (None if absent)."""
+    return {name: store.manifest(run_id) for name, run_id in reference_runs(store).items()}
+
+
+def table(store: RunStore) -> str:
+    manifests = _manifests(store)
     lines = [
         "| model | epochs | train loss (ref.) | val loss | test loss (ref. val.) | train acc (ref.) | val acc "
         "| test acc (ref. val.) | Δ test vs ref. | gap pts (ref.) | best val. epoch: test acc |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in CLASSIFIERS:
-        m = store.manifest(name)
+    for name in SCHEMES:
+        m = manifests[name]
         ref = REFERENCE_RESULTS[name]
         if m is None:
             lines.append(f"| {name} | 0 | – ({ref['train_loss']}) | – | – ({ref['val_loss']}) | – ({ref['train_acc']}) "
@@ -43,29 +50,31 @@ def table(store: CheckpointStore) -> str:
             f"| {h['val_acc']:.4f} | {h['test_acc']:.4f} ({ref['val_acc']}) "
             f"| {100 * (h['test_acc'] - ref['val_acc']):+.2f} pts | {gap:.2f} ({ref['gap_pts']}) "
             f"| {m['best_epoch']}: {b['test_acc']:.4f} |")
-    ae = store.manifest(AUTOENCODER)
+    ae = manifests["autoencoder"]
     if ae:
         lines.append("")
         lines.append(f"Autoencoder: {len(ae['history'])} epochs, test MSE {ae['history'][-1]['test_loss']:.5f} "
                      f"(on the [-1, 1] scale), best validation epoch {ae['best_epoch']}.")
-    devices = {store.manifest(n)["provenance"]["device"] for n in (AUTOENCODER, *CLASSIFIERS) if store.manifest(n)}
-    walls = {n: store.manifest(n)["provenance"]["wall_time_s"] for n in (AUTOENCODER, *CLASSIFIERS) if store.manifest(n)}
+    devices = {m["provenance"]["device"] for m in manifests.values() if m}
+    walls = {n: m["provenance"]["wall_time_s"] for n, m in manifests.items() if m}
     lines.append("")
     lines.append("Trained on: " + "; ".join(sorted(devices)) + ". Wall time (s): "
                  + ", ".join(f"{n} {w:.0f}" for n, w in walls.items()) + ".")
     return "\n".join(lines)
 
 
-def findings(store: CheckpointStore) -> str:
+def findings(store: RunStore) -> str:
     from fmnist_core import CLASS_NAMES, load_fashion_mnist
-    from fmnist_core.evaluate import most_confused_pairs, evaluate_store
+    from fmnist_core.evaluate import evaluate_runs, most_confused_pairs
 
-    report = evaluate_store(store, load_fashion_mnist())
+    ids = reference_runs(store)
+    manifests = {name: store.manifest(ids[name]) for name in SCHEMES}
+    report = evaluate_runs(store, {name: ids[name] for name in SCHEMES if manifests[name]}, load_fashion_mnist())
     lines = ["| model | val loss min (epoch) | val loss at end | rise after min | best val acc (epoch) "
              "| train-test gap at end, pts | most confused on test (true → predicted, share of the row) |",
              "|---|---|---|---|---|---|---|"]
-    for name in CLASSIFIERS:
-        m = store.manifest(name)
+    for name in SCHEMES:
+        m = manifests[name]
         if m is None:
             continue
         h = m["history"]
@@ -85,7 +94,7 @@ if __name__ == "__main__":
     ap.add_argument("--checkpoints", default=None)
     ap.add_argument("--findings", action="store_true", help="also the curves' behaviour and the confused pairs")
     args = ap.parse_args()
-    store = CheckpointStore(args.checkpoints)
+    store = RunStore(args.checkpoints)
     print(table(store))
     if args.findings:
         print()
