@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fmnist_core import CheckpointStore  # noqa: E402
+from fmnist_core import RunStore  # noqa: E402
 from fmnist_core.inference import Predictor  # noqa: E402
 from fmnist_core.preprocess import preprocess  # noqa: E402
 from benchmarks.app_server import PAGES, chromium_page, serve_app, wait_until_rendered  # noqa: E402
@@ -35,7 +35,7 @@ def sketch() -> np.ndarray:
     return np.asarray(im)
 
 
-def sketch_latency(store: CheckpointStore, runs: int = 30) -> dict:
+def sketch_latency(store: RunStore, runs: int = 30) -> dict:
     import torch
     torch.set_num_threads(1)          # as app_state does for the app's process
     predictor = Predictor.from_store(store)
@@ -50,9 +50,9 @@ def sketch_latency(store: CheckpointStore, runs: int = 30) -> dict:
     return {"sketch_ms_median": round(float(np.median(times)), 1), "sketch_ms_p90": round(float(np.percentile(times, 90)), 1)}
 
 
-def page_latency(store: CheckpointStore) -> dict:
+def page_latency(checkpoints: str | None) -> dict:
     out = {}
-    with serve_app(store.root, start_timeout_s=120) as url, chromium_page() as page:
+    with serve_app(checkpoints, start_timeout_s=120) as url, chromium_page() as page:
         for visit in ("first", "again"):
             for path, title in PAGES.items():
                 t0 = time.perf_counter()
@@ -67,8 +67,8 @@ if __name__ == "__main__":
     ap.add_argument("--checkpoints", default=None)
     ap.add_argument("--no-pages", action="store_true")
     args = ap.parse_args()
-    store = CheckpointStore(args.checkpoints)
+    store = RunStore(args.checkpoints)
     result = sketch_latency(store)
     if not args.no_pages:
-        result["page_seconds"] = page_latency(store)
+        result["page_seconds"] = page_latency(args.checkpoints)
     print(json.dumps(result, indent=1))

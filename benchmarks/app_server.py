@@ -1,7 +1,7 @@
 """The real app in a headless browser, for the browser tests and the latency benchmark.
 
-`serve_app` runs `streamlit run streamlit_app.py` on a free local port over a checkpoint folder and
-yields its URL; `chromium_page` opens Debian's chromium on it (Playwright's own browser download
+`serve_app` runs `streamlit run streamlit_app.py` on a free local port over a run store folder (None:
+the default store, the shipped checkpoints/ and the user folder) and yields its URL; `chromium_page` opens Debian's chromium on it (Playwright's own browser download
 cannot work offline); `wait_until_rendered` waits for a page's title and the end of its run.
 """
 from __future__ import annotations
@@ -35,10 +35,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app(checkpoints: str | os.PathLike, start_timeout_s: float = 60.0):
+def serve_app(checkpoints: str | os.PathLike | None, start_timeout_s: float = 60.0):
     """Yield the URL of the app serving `checkpoints`; RuntimeError where it does not start in time."""
     port = _free_port()
-    env = dict(os.environ, FMNIST_CHECKPOINTS=str(checkpoints))
+    env = dict(os.environ)
+    if checkpoints is not None:
+        env["FMNIST_CHECKPOINTS"] = str(checkpoints)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],

@@ -44,7 +44,7 @@ class ProgressFile:
         kind = event["type"]
         if kind == "batch":
             s.update(epoch=event["epoch"] - 1, batch=event["batch"], batches=event["batches"])
-            if event["batch"] != event["batches"] and event["batch"] % 100:
+            if event["batch"] != event["batches"] and event["batch"] % 50:
                 return
         elif kind == "epoch":
             s.update(epoch=event["record"]["epoch"], batch=0, epoch_seconds=event["record"]["seconds"])

@@ -1,11 +1,10 @@
-"""Classify: draw or upload a garment; see the 28x28 input, all four classifiers, the reconstruction."""
+"""Classify: draw or upload a garment; see the 28x28 input, the chosen classifiers, the reconstruction."""
 import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 import app_state as app
-from fmnist_core.preprocess import ImageInputError, preprocess, preprocess_bytes
 
 
 def input_ui():
@@ -40,8 +39,8 @@ def input_ui():
 def classify_input(source) -> "object | None":
     name, payload = source
     try:
-        return preprocess_bytes(payload, name) if isinstance(payload, bytes) else preprocess(payload)
-    except ImageInputError as e:
+        return app.preprocess_bytes(payload, name) if isinstance(payload, bytes) else app.preprocess(payload)
+    except app.ImageInputError as e:
         st.warning(f"{e}")
         return None
 
@@ -52,7 +51,7 @@ def probabilities_chart(probs: dict) -> alt.Chart:
     return alt.Chart(pd.DataFrame(rows)).mark_bar().encode(
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("class:N", sort=list(app.CLASS_NAMES), title=None),
-        color=alt.Color("model:N", legend=None), column=alt.Column("model:N", sort=list(app.CLASSIFIERS), title=None),
+        color=alt.Color("model:N", legend=None), column=alt.Column("model:N", sort=list(probs), title=None),
         tooltip=["model", "class", alt.Tooltip("probability:Q", format=".3f")]).properties(width=150, height=220)
 
 
@@ -60,12 +59,17 @@ def classify() -> None:
     st.title("Classify your own garment")
     st.caption("Draw a garment (light on dark, like the data set; an outline is filled in) or upload a photo. "
                "The image is brought to Fashion-MNIST's form — polarity, background, crop, 28×28 — and given "
-               "to all four classifiers.")
+               "to the classifier runs chosen in the sidebar (the reference four by default).")
+    runs = app.chosen_classifiers()
+    ae = app.reference_ids()["autoencoder"]
     source = input_ui()
     if source is None:
         st.info("Draw something or upload an image to classify it.")
         return
-    predictor = app.predictor()
+    if not runs:
+        st.info("Choose one or more classifier runs in the sidebar.")
+        return
+    predictor = app.predictor(runs, ae)
     if predictor is None:
         return
     pre = classify_input(source)
@@ -76,7 +80,7 @@ def classify() -> None:
     for col, (step, img) in zip(cols, pre.steps):
         col.image(np.clip(img, 0, 1), caption=step, width=120 if step != "input" else 140, clamp=True)
     probs = predictor.predict_proba(pre.input[None])
-    st.subheader("Four classifiers")
+    st.subheader("Four classifiers" if len(probs) == 4 else f"{len(probs)} classifiers")
     verdicts = st.columns(len(probs))
     for col, (m, p) in zip(verdicts, probs.items()):
         col.metric(m, app.CLASS_NAMES[int(p[0].argmax())], f"{p[0].max():.0%}", delta_color="off")
@@ -84,10 +88,10 @@ def classify() -> None:
     left, right = st.columns(2)
     rec = predictor.reconstruct(pre.input[None])
     left.image(app.tile(np.stack([pre.input, rec[0]]), cols=2, scale=5),
-               caption="input and the autoencoder's reconstruction")
-    lmap = app.latent_map()
+               caption=f"input and the reference autoencoder's reconstruction (`{ae}`)")
+    lmap = app.latent_map(ae)
     if lmap is not None:
-        where = lmap.place(app.encode(pre.input[None]))
+        where = lmap.place(app.encode(ae, pre.input[None]))
         df = pd.DataFrame({"x": lmap.coords[::4, 0], "y": lmap.coords[::4, 1],
                            "class": [app.CLASS_NAMES[c] for c in lmap.labels[::4]]})
         dots = alt.Chart(df).mark_circle(size=8, opacity=0.5).encode(

@@ -1,11 +1,10 @@
-"""Confusion: four row-normalized confusion matrices on one colour scale; click a cell for its images."""
+"""Confusion: the chosen classifier runs' row-normalized confusion matrices on one colour scale; click a cell."""
 import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 import app_state as app
-from fmnist_core.evaluate import most_confused_pairs, normalized_confusion
 
 
 def matrix_chart(conf: np.ndarray, name: str) -> alt.Chart:
@@ -26,23 +25,27 @@ def matrix_chart(conf: np.ndarray, name: str) -> alt.Chart:
 
 def confusion() -> None:
     st.title("Confusion matrices")
-    preds = app.test_predictions()
-    if preds is None:
+    runs = app.chosen_classifiers()
+    if not runs:
+        st.info("Choose one or more classifier runs in the sidebar.")
+        return
+    preds = app.test_predictions(runs)
+    if not preds:
         return
     images, labels = app.test_set()
     st.caption("Test set, last-epoch weights. Each row is normalized by its true class, so it sums to 1 "
                "and reads as P(predicted | true). Click a cell to see the images behind it.")
     cells: dict[str, tuple] = {}              # model -> (true, predicted) of its selected cell
     cols = st.columns(2)
-    for i, name in enumerate(app.CLASSIFIERS):
-        conf = normalized_confusion(labels, preds[name])
+    for i, name in enumerate(preds):
+        conf = app.normalized_confusion(labels, preds[name])
         with cols[i % 2]:
             event = st.altair_chart(matrix_chart(conf, f"{name}: accuracy {(preds[name] == labels).mean():.4f}"),
                                     width="stretch", on_select="rerun", selection_mode="cell", key=f"cm_{name}")
             cell = (event or {}).get("selection", {}).get("cell") if isinstance(event, dict) else None
             if cell:
                 cells[name] = (cell[0]["true"], cell[0]["predicted"])
-            pairs = most_confused_pairs(conf, 3)
+            pairs = app.most_confused_pairs(conf, 3)
             st.caption("Most confused: " + "; ".join(
                 f"{app.CLASS_NAMES[t]} → {app.CLASS_NAMES[p]} {s:.1%}" for t, p, s in pairs))
 
@@ -54,11 +57,14 @@ def confusion() -> None:
     before = st.session_state.get("cm_cells", {})
     st.session_state["cm_cells"] = cells
     clicked = [(name, *cell) for name, cell in cells.items() if before.get(name) != cell]
+    names = list(preds)
+    if st.session_state.get("cm_model") not in names:
+        st.session_state.pop("cm_model", None)
     for k, v in zip(("cm_model", "cm_true", "cm_pred"), clicked[-1] if clicked else
-                    (app.CLASSIFIERS[0], "Shirt", "T-shirt/top")):
+                    (names[0], "Shirt", "T-shirt/top")):
         if clicked or k not in st.session_state:
             st.session_state[k] = v
-    name = c1.selectbox("model", app.CLASSIFIERS, key="cm_model")
+    name = c1.selectbox("model", names, key="cm_model")
     true = c2.selectbox("true class", app.CLASS_NAMES, key="cm_true")
     pred = c3.selectbox("predicted class", app.CLASS_NAMES, key="cm_pred")
     hits = np.flatnonzero((labels == app.CLASS_NAMES.index(true)) & (preds[name] == app.CLASS_NAMES.index(pred)))

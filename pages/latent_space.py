@@ -7,16 +7,6 @@ import streamlit as st
 import app_state as app
 
 
-@st.cache_data(show_spinner="Preparing the map…", max_entries=4)
-def map_frame(key: str, shown: int) -> pd.DataFrame:
-    images, labels = app.test_arrays()
-    lmap = app.latent_map()
-    idx = np.random.default_rng(0).permutation(len(labels))[:shown]
-    return pd.DataFrame({"x": lmap.coords[idx, 0], "y": lmap.coords[idx, 1], "index": idx,
-                         "class": [app.CLASS_NAMES[c] for c in labels[idx]],
-                         "image": [app.thumbnail_uri(images[i]) for i in idx]})
-
-
 def map_chart(points: pd.DataFrame, path: pd.DataFrame | None, picks: pd.DataFrame) -> alt.Chart:
     # nearest: a click anywhere picks the closest garment (the points are a few pixels wide).
     pick = alt.selection_point(name="pick", fields=["index"], on="click", nearest=True)
@@ -41,14 +31,15 @@ def garment_picker_ui(where, labels: np.ndarray, slot: str, default: int) -> int
 
 def latent_space() -> None:
     st.title("Latent space")
+    run = app.chosen_autoencoder()
     test = app.test_set()
-    if test is None or app.autoencoder() is None:
+    lmap = app.latent_map(run) if test is not None else None
+    if lmap is None:
         return
     images, labels = test
-    lmap = app.latent_map()
-    st.caption(f"UMAP of the 10,000 test codes (64×7×7 → PCA 50 → 2-d), computed once per checkpoint"
-               f" ({lmap.seconds:.0f} s) and cached on disk. Hover a point to see the garment; click two "
-               "points to interpolate between them.")
+    st.caption(f"Autoencoder run `{run}`. UMAP of the 10,000 test codes ({app.code_shape(run)} → PCA → 2-d), "
+               f"computed once per run ({lmap.seconds:.0f} s) and cached on disk. Hover a point to see the "
+               "garment; click two points to interpolate between them.")
     shown = st.select_slider("points shown", [1000, 2500, 5000, 10000], value=2500)
 
     # A click on the map sets garment A, then B, alternately (before the inputs are drawn).
@@ -68,15 +59,14 @@ def latent_space() -> None:
     c1.image(app.tile(images[[a]], 1, scale=3), caption=f"A: {app.CLASS_NAMES[labels[a]]}")
     c2.image(app.tile(images[[b]], 1, scale=3), caption=f"B: {app.CLASS_NAMES[labels[b]]}")
 
-    from fmnist_core.latent import interpolate
-    z = app.encode(images[[a, b]])
-    path_codes = interpolate(z[0], z[1], steps)
-    frames = app.decode(path_codes)
+    z = app.encode(run, images[[a, b]])
+    path_codes = app.interpolate(z[0], z[1], steps)
+    frames = app.decode(run, path_codes)
     coords = lmap.place(path_codes)
     path = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "t": np.arange(steps)})
     picks = pd.DataFrame({"x": lmap.coords[[a, b], 0], "y": lmap.coords[[a, b], 1], "label": ["A", "B"]})
 
-    st.altair_chart(map_chart(map_frame(app.stamp(app.AUTOENCODER), shown), path, picks), width="stretch",
+    st.altair_chart(map_chart(app.map_frame(run, shown), path, picks), width="stretch",
                     on_select="rerun", selection_mode="pick", key="map")
     st.subheader("Decoded frames along the straight path from A to B")
     st.image(app.tile(frames, cols=steps, scale=3))

@@ -1,4 +1,4 @@
-"""Overview: the four schemes, the data set by class, and what the stored checkpoints scored."""
+"""Overview: the four schemes, the data set by class, what the reference runs scored, every run stored."""
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -9,9 +9,10 @@ import app_state as app
 def overview() -> None:
     st.title("Fashion-MNIST representation explorer")
     st.markdown(
-        "A convolutional **autoencoder** learns a 64×7×7 code by reconstructing garments. Four "
-        "**classifiers** then put the same head (3136→128→10) on its encoder in four ways, so you "
-        "can see what unsupervised pre-training buys:")
+        "In the reference protocol a convolutional **autoencoder** learns a 64×7×7 code by reconstructing "
+        "garments. Four **classifiers** then put the same head (3136→128→10) on its encoder in four ways, "
+        "so you can see what unsupervised pre-training buys. Other presets (the Training page) train the "
+        "networks of the earlier reports the same way:")
     st.table(pd.DataFrame({"scheme": list(app.SCHEME_DESCRIPTIONS),
                            "set-up": list(app.SCHEME_DESCRIPTIONS.values())}).set_index("scheme"))
 
@@ -26,34 +27,45 @@ def overview() -> None:
         right.image(app.tile(np.concatenate(rows), cols=per_class, scale=2),
                     caption="10 test images per class, one class per row (0 at the top)")
 
-    st.subheader("Stored checkpoints beside the published results")
-    status = app.status()
+    st.subheader("The reference runs beside the published results")
+    runs = {r["id"]: r for r in app.summaries()}
+    ref = app.reference_ids()
     rows = []
-    for name in app.CLASSIFIERS:
-        s = status[name]
-        ref = app.REFERENCE_RESULTS[name]
-        row = {"model": name, "epochs": "—", "test acc (last)": None, "test acc (best val.)": None,
-               "val acc (last)": None, "reference val acc (50 ep.)": ref["val_acc"]}
-        if s.get("error"):
+    for scheme in app.SCHEMES:
+        s = runs.get(ref[scheme])
+        m = app.manifest(ref[scheme]) if s and "error" not in s else None
+        row = {"model": scheme, "run": ref[scheme], "epochs": "—", "test acc (last)": None,
+               "test acc (best val.)": None, "val acc (last)": None,
+               "reference val acc (50 ep.)": app.REFERENCE_RESULTS[scheme]["val_acc"]}
+        if s and "error" in s:
             row["epochs"] = "damaged: " + s["error"][:80]
-        elif s["exists"]:
-            h = app.history(name)
-            row.update({"epochs": f"{s['epochs_done']}/{s['epochs']}", "test acc (last)": h[-1]["test_acc"],
-                        "val acc (last)": h[-1]["val_acc"],
-                        "test acc (best val.)": h[s["best_epoch"] - 1]["test_acc"]})
+        elif m and m["history"]:
+            h = m["history"]
+            row.update({"epochs": f"{len(h)}/{m['spec']['epochs']}", "test acc (last)": h[-1]["test_acc"],
+                        "val acc (last)": h[-1]["val_acc"], "test acc (best val.)": h[m["best_epoch"] - 1]["test_acc"]})
         rows.append(row)
     st.dataframe(pd.DataFrame(rows).set_index("model"), width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.4f")
                                 for c in ("test acc (last)", "test acc (best val.)", "val acc (last)",
                                           "reference val acc (50 ep.)")})
-    ae = status[app.AUTOENCODER]
-    if ae.get("exists") and not ae.get("error"):
-        h = app.history(app.AUTOENCODER)
-        st.caption(f"Autoencoder: {ae['epochs_done']}/{ae['epochs']} epochs, test MSE {h[-1]['test_loss']:.4f} "
-                   "(on the [-1, 1] scale). The reference's 'validation' set is the official test set, "
-                   "so compare its column with our test accuracy.")
-    if not any(status[n].get("exists") for n in app.CLASSIFIERS):
-        app.missing_models_message("no classifier checkpoints in " + str(app.store().root))
+    ae = runs.get(ref["autoencoder"])
+    if ae and ae.get("test_mse") is not None:
+        st.caption(f"Autoencoder `{ae['id']}`: {ae['epochs_done']}/{ae['epochs']} epochs, test MSE "
+                   f"{ae['test_mse']:.4f} (on the [-1, 1] scale). The reference's 'validation' set is the "
+                   "official test set, so compare its column with our test accuracy.")
+    if not any(ref[s] in runs for s in app.SCHEMES):
+        app.missing_models_message("no reference classifier runs in " + ", ".join(map(str, app.store().roots)))
 
+    st.subheader(f"All runs in the store ({len(runs)})")
+    if runs:
+        st.dataframe(pd.DataFrame([{
+            "run": r["id"], "kind": r.get("kind", "?"), "status": r.get("status", "damaged"),
+            "epochs": f"{r['epochs_done']}/{r['epochs']}" if "error" not in r else r["error"][:80],
+            "test acc / MSE": r.get("test_accuracy", r.get("test_mse"))} for r in runs.values()]).set_index("run"),
+            width="stretch", column_config={"test acc / MSE": st.column_config.NumberColumn(format="%.4f")})
+        st.caption("Open a run on the Training page (the sidebar's run picker), or list them with "
+                   "`python -m fmnist_core runs`.")
+    else:
+        st.caption("None yet: train on the Training page or with `python -m fmnist_core train`.")
 
 overview()

@@ -1,4 +1,4 @@
-"""Reconstructions: originals beside the autoencoder's output, per-image error, across epochs."""
+"""Reconstructions: originals beside an autoencoder run's output, per-image error, across epochs."""
 import numpy as np
 import streamlit as st
 
@@ -17,14 +17,15 @@ def pick_images_ui(labels: np.ndarray) -> tuple[int, ...]:
 
 def reconstructions() -> None:
     st.title("Reconstructions")
+    run = app.chosen_autoencoder()
     test = app.test_set()
-    if test is None or app.autoencoder() is None:
+    if test is None or app.autoencoder(run) is None:
         return
     images, labels = test
+    st.caption(f"Autoencoder run `{run}` (choose another in the sidebar), last-epoch weights.")
     indices = pick_images_ui(labels)
-    key = app.stamp(app.AUTOENCODER)
     originals = images[list(indices)].astype(np.float32) / 255.0
-    rec = app.reconstructions(key, "last", indices)
+    rec = app.reconstructions(run, "last", indices)
     err = ((rec - originals) ** 2).mean(axis=(1, 2))
     st.subheader("Original (top) and reconstruction (bottom)")
     cols = st.columns(len(indices))
@@ -32,11 +33,11 @@ def reconstructions() -> None:
         col.image(app.tile(np.stack([o, r]), cols=1, scale=3), caption=f"#{i} {app.CLASS_NAMES[labels[i]]}\nMSE {e:.4f}")
     st.caption(f"Mean squared error per pixel on the [0, 1] scale; mean over these images {err.mean():.4f}.")
 
-    m = app.manifest(app.AUTOENCODER)
+    m = app.manifest(run)
     snaps = sorted(r for r in m["roles"] if r.startswith("snap.")) if m else []
     if snaps:
         st.subheader("The same images over training")
-        rows = [("original", originals)] + [(f"epoch {int(role.split('.e')[1])}", app.reconstructions(key, role, indices))
+        rows = [("original", originals)] + [(f"epoch {int(role.split('.e')[1])}", app.reconstructions(run, role, indices))
                                             for role in snaps]
         for name, row in rows:
             label, strip = st.columns([1, 9], vertical_alignment="center")

@@ -1,4 +1,4 @@
-"""Training: per-epoch curves for every model, and a background run with live progress."""
+"""Training: the chosen run's per-epoch curves, live progress of every run training, a form for new runs."""
 import time
 
 import altair as alt
@@ -26,86 +26,112 @@ def curves_chart(history: list[dict], metrics: dict[str, str], title: str, best_
     return line.properties(height=260)
 
 
-def draw_curves() -> None:
-    names = [app.AUTOENCODER, *app.CLASSIFIERS]
-    tabs = st.tabs(names)
-    for name, tab in zip(names, tabs):
-        with tab:
-            m = app.manifest(name)
-            if not m or not m["history"]:
-                st.info(f"No epochs of {name} yet.")
-                continue
-            h, best = m["history"], m["best_epoch"]
-            last = h[-1]
-            cols = st.columns(4)
-            cols[0].metric("epochs", f"{len(h)}/{m['train_config']['epochs']}")
-            if name == app.AUTOENCODER:
-                cols[1].metric("validation MSE", f"{last['val_loss']:.4f}")
-                cols[2].metric("test MSE", f"{last['test_loss']:.4f}")
-                st.altair_chart(curves_chart(h, CURVES, "MSE", best), width="stretch")
-            else:
-                cols[1].metric("validation acc.", f"{last['val_acc']:.4f}",
-                               f"{last['val_acc'] - app.REFERENCE_RESULTS[name]['val_acc']:+.4f} vs reference")
-                cols[2].metric("test acc. (last)", f"{last['test_acc']:.4f}")
-                cols[3].metric("test acc. (best val.)", f"{h[best - 1]['test_acc']:.4f}", f"epoch {best}",
-                               delta_color="off")
-                left, right = st.columns(2)
-                left.altair_chart(curves_chart(h, CURVES, "cross-entropy", best), width="stretch")
-                right.altair_chart(curves_chart(h, ACC, "accuracy", best), width="stretch")
-            prov = m.get("provenance", {})
-            st.caption(f"{last['seconds']:.1f} s per epoch on {prov.get('device', '?')}, "
-                       f"{last['train_images_per_s']:.0f} training images/s; total {prov.get('wall_time_s', 0):.0f} s.")
-
-
-def draw_progress(state: dict) -> None:
-    p = state["progress"] or {}
-    if not state["running"]:
-        if p.get("status") and p["status"] != "running":
-            st.caption(f"Last run: {p['status']}.")
+def draw_curves(run_id: str) -> None:
+    st.subheader(f"Run `{run_id}`")
+    m = app.manifest(run_id)
+    if not m or not m["history"]:
+        st.info(f"No finished epochs of `{run_id}` yet. Train it with the form below or with "
+                "`python -m fmnist_core train`.")
         return
-    model, epochs = p.get("model"), p.get("epochs", 1)
-    done_models = len(p.get("finished_models", []))
-    total_models = len(p.get("models", [])) or 5
-    frac_epoch = (p.get("batch", 0) / p["batches"]) if p.get("batches") else 0.0
-    frac = (done_models + (p.get("epoch", 0) + frac_epoch) / epochs) / total_models
-    st.progress(min(frac, 1.0), text=f"Training **{model}**: epoch {p.get('epoch', 0) + 1}/{epochs}, "
-                                     f"batch {p.get('batch', 0)}/{p.get('batches', 0)} (model {done_models + 1}/{total_models})")
+    h, best = m["history"], m["best_epoch"]
+    last = h[-1]
+    cols = st.columns(4)
+    cols[0].metric("epochs", f"{len(h)}/{m['spec']['epochs']}")
+    if m["kind"] == "autoencoder":
+        cols[1].metric("validation MSE", f"{last['val_loss']:.4f}")
+        cols[2].metric("test MSE", f"{last['test_loss']:.4f}")
+        st.altair_chart(curves_chart(h, CURVES, "MSE", best), width="stretch")
+    else:
+        ref = app.REFERENCE_RESULTS.get(app.label(run_id))
+        cols[1].metric("validation acc.", f"{last['val_acc']:.4f}",
+                       f"{last['val_acc'] - ref['val_acc']:+.4f} vs reference" if ref else None)
+        cols[2].metric("test acc. (last)", f"{last['test_acc']:.4f}")
+        cols[3].metric("test acc. (best val.)", f"{h[best - 1]['test_acc']:.4f}", f"epoch {best}",
+                       delta_color="off")
+        left, right = st.columns(2)
+        left.altair_chart(curves_chart(h, CURVES, "cross-entropy", best), width="stretch")
+        right.altair_chart(curves_chart(h, ACC, "accuracy", best), width="stretch")
+    prov = m.get("provenance", {})
+    st.caption(f"{last['seconds']:.1f} s per epoch on {prov.get('device', '?')}, "
+               f"{last['train_images_per_s']:.0f} training images/s; total {prov.get('wall_time_s') or 0:.0f} s. "
+               f"Command: `{prov.get('command', '?')}`.")
+
+
+def draw_progress(p: dict) -> None:
+    epochs = p.get("epochs") or 1
+    frac = (p.get("epoch", 0) + (p.get("batch", 0) / p["batches"] if p.get("batches") else 0.0)) / epochs
+    st.progress(min(frac, 1.0), text=f"Training **{p['run']}**: epoch {p.get('epoch', 0) + 1}/{epochs}, "
+                                     f"batch {p.get('batch', 0)}/{p.get('batches', 0)}")
     elapsed = time.time() - p.get("started", time.time())
+    left, right = st.columns([4, 1])
     if frac > 0.01:
-        st.caption(f"Elapsed {elapsed / 60:.1f} min; about {elapsed * (1 - frac) / frac / 60:.1f} min left.")
+        left.caption(f"Elapsed {elapsed / 60:.1f} min; about {elapsed * (1 - frac) / frac / 60:.1f} min left.")
+    if p.get("pid") and right.button("Stop", key=f"stop_{p['run']}", help="Stops its process; finished epochs stay"):
+        st.toast(app.stop_training(p["pid"]))
 
 
-def live_section(running: bool) -> None:
+def live_section(run_id: str, running: bool) -> None:
     @st.fragment(run_every=2.0 if running else None)
     def live():
-        state = app.training_state()
-        draw_progress(state)
-        draw_curves()
-        if running and not state["running"]:
-            st.rerun(scope="app")            # the run ended: redraw the form
+        training = app.training_runs()
+        for p in training:
+            draw_progress(p)
+        draw_curves(run_id)
+        if running and not training:
+            st.rerun(scope="app")            # every run ended: redraw the form and the picker
     live()
+
+
+def train_form() -> None:
+    st.subheader("Train a new run")
+    name = st.selectbox("preset", [app.REFERENCE_PROTOCOL, *app.PRESETS],
+                        help="`python -m fmnist_core runs --presets` lists them with their sources.")
+    if name in app.PRESETS:
+        st.caption(f"{app.PRESETS[name].source}. {app.PRESETS[name].note}")
+    d = app.preset_fields(name)
+    with st.form("train"):
+        st.markdown("The run goes on in the background, survives closing this page, and writes every "
+                    "finished epoch. A finished or shipped run is never modified: other settings make a "
+                    "new run, and more epochs of a finished run make a new run that starts from its weights.")
+        c = st.columns(4)
+        fields = {
+            "epochs": c[0].number_input("epochs", 1, 500, d["epochs"], key=f"epochs_{name}"),
+            "subset": c[1].number_input("training images (0 = all 50,000)", 0, 50_000, d["subset"] or 0,
+                                        step=1000, key=f"subset_{name}") or None,
+            "seed": c[2].number_input("seed", 0, 10**6, d["seed"], key=f"seed_{name}"),
+            "batch_size": c[3].number_input("batch size", 1, 4096, d["batch_size"], key=f"bs_{name}"),
+            "optimizer.name": c[0].selectbox("optimizer", ["adam", "adamw", "sgd"],
+                                             ["adam", "adamw", "sgd"].index(d["optimizer.name"]), key=f"opt_{name}"),
+            "optimizer.lr": c[1].number_input("learning rate", 1e-6, 10.0, d["optimizer.lr"], format="%g",
+                                              key=f"lr_{name}"),
+            "encoder.dropout": c[2].number_input("dropout", 0.0, 0.95, d["encoder.dropout"], step=0.05,
+                                                 key=f"do_{name}"),
+            "encoder.bottleneck": c[3].number_input("linear bottleneck (0 = none)", 0, 4096,
+                                                    d["encoder.bottleneck"] or 0, key=f"bn_{name}") or None,
+        }
+        device = st.selectbox("device", ["auto", "cpu", "cuda"])
+        start = st.form_submit_button("Start training", type="primary")
+    if start:
+        try:
+            overrides, ids = app.plan(name, fields)
+        except app.SpecError as e:
+            st.error(f"These settings do not make a valid run: {e}")
+            return
+        st.session_state["train_message"] = (app.start_training(name, overrides, device)
+                                             + " Runs (complete ones are skipped): " + ", ".join(f"`{i}`" for i in ids))
+        st.rerun()
+    if "train_message" in st.session_state:
+        st.info(st.session_state.pop("train_message"))
 
 
 def training() -> None:
     st.title("Training")
-    state = app.training_state()
-    with st.form("train"):
-        st.markdown("Train (or resume) the autoencoder and the four classifiers. The run goes on in the "
-                    "background, survives closing this page, and writes every finished epoch.")
-        c1, c2, c3 = st.columns(3)
-        epochs = c1.number_input("epochs", 1, 500, 50)
-        device = c2.selectbox("device", ["auto", "cpu", "cuda"])
-        subset = c3.number_input("training images (0 = all 60,000)", 0, 60_000, 0, step=1000)
-        start = st.form_submit_button("Start training", disabled=state["running"], type="primary")
-    if start:
-        st.toast(app.start_training(int(epochs), device, int(subset) or None))
-        time.sleep(1.0)
-        st.rerun()
-    if state["running"]:
-        st.info("A run is training. Everyone who opens this page sees it; a second run cannot start.")
-        if st.button("Stop the run"):
-            st.toast(app.stop_training())
-    live_section(state["running"])
+    training_now = app.training_runs()
+    if training_now:
+        st.info(f"{len(training_now)} run(s) training; everyone who opens this page sees them. "
+                "A second request for the same run fails at once.")
+    live_section(app.chosen_run(), bool(training_now))
+    train_form()
 
 
 training()

@@ -67,15 +67,25 @@ def test_overview_shows_reference_results_and_all_runs(with_store, tiny_ids):
     assert sorted(at.dataframe[1].value.index) == sorted(tiny_ids.values())
 
 
-def test_training_form_lists_the_runs_it_would_make(with_store, tiny_ids):
+def test_training_page_shows_the_chosen_run_and_the_form(with_store, tiny_ids):
     at = run_page("pages/training.py")
     assert at.selectbox(key="_w_run").value == tiny_ids["autoencoder"]       # the default: the reference AE
-    assert any("2/2" in m.value for m in at.metric)
+    assert any(m.value == "2/2" for m in at.metric)
     assert len(charts(at)) == 1                                              # the autoencoder's MSE curves
     assert any("A finished or shipped run is never modified" in m.value for m in at.markdown)
-    at.number_input(key="epochs_reference protocol (five runs)").set_value(3).run()
-    assert not at.exception
-    assert any("reference-finetune-" in c.value for c in at.caption)
+    at.selectbox(key="_w_run").set_value(tiny_ids["finetune"]).run()
+    assert not at.exception and at.query_params["run"] == tiny_ids["finetune"]
+    assert len(charts(at)) == 2                                              # loss and accuracy
+
+
+def test_the_form_plans_new_runs_only():
+    import app_state as app
+    overrides, ids = app.plan("r2024-autoencoder", {**app.preset_fields("r2024-autoencoder"), "epochs": 3})
+    assert overrides == {"epochs": 3} and len(ids) == 1 and ids[0].startswith("r2024-autoencoder-")
+    _, ids = app.plan(app.REFERENCE_PROTOCOL, {**app.preset_fields(app.REFERENCE_PROTOCOL), "subset": 1200})
+    assert len(ids) == 5
+    with pytest.raises(app.SpecError):
+        app.plan("r2024-autoencoder", {**app.preset_fields("r2024-autoencoder"), "optimizer.lr": -1.0})
 
 
 def test_run_in_the_url_selects_the_run(with_store, tiny_ids):

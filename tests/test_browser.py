@@ -1,5 +1,4 @@
 """End to end: the real server in headless Chromium (Debian's `chromium`), every page, and an upload."""
-import io
 import os
 
 import numpy as np
@@ -11,7 +10,8 @@ from benchmarks.app_server import CHROMIUM, PAGES, RUN_FINISHED, chromium_page, 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Debian's chromium is not installed (scripts/test.sh installs it)")
 
-# A deep link first: on a fresh server it must still go through the router (app_state._use_the_router).
+# A deep link first: on a fresh server it must still go through the router (app_state._use_the_router),
+# keep its query parameters and show the router's run picker.
 DEEP_LINK_FIRST = ["confusion"] + [path for path in PAGES if path != "confusion"]
 
 
@@ -22,7 +22,23 @@ def server(trained_store):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def deep_link_checked(server, tiny_ids):
+    """The very first request of the server: a deep link with a run choice in its URL."""
+    chosen = f"{tiny_ids['scratch']},{tiny_ids['finetune']}"
+    with chromium_page() as pg:
+        pg.goto(f"{server}/confusion?runs={chosen}")
+        wait_until_rendered(pg, PAGES["confusion"], timeout_ms=180_000)
+        assert pg.url.startswith(f"{server}/confusion?runs="), pg.url
+        assert tiny_ids["scratch"] in pg.url and tiny_ids["finetune"] in pg.url and "frozen" not in pg.url
+        pg.locator("[data-testid='stSidebar'] [data-testid='stMultiSelect']").wait_for(timeout=10_000)
+        pg.locator("[data-testid='stVegaLiteChart']").nth(1).wait_for(timeout=30_000)
+        assert pg.locator("[data-testid='stVegaLiteChart']").count() == 2
+        assert pg.locator("[data-testid='stException']").count() == 0
+    return True
+
+
+@pytest.fixture(scope="module")
+def page(server, deep_link_checked):
     with chromium_page() as pg:
         yield pg
 
@@ -30,7 +46,7 @@ def page(server):
 def test_every_page_renders_its_main_element(server, page):
     for path in DEEP_LINK_FIRST:
         page.goto(f"{server}/{path}")
-        wait_until_rendered(page, PAGES[path])
+        wait_until_rendered(page, PAGES[path], timeout_ms=180_000 if path == "latent_space" else 90_000)
         assert page.locator("[data-testid='stException']").count() == 0, path
         # The router's navigation (titles, not the pages/ folder's file names) and no widget warnings.
         page.locator("[data-testid='stSidebarNav']").get_by_text("Latent space").wait_for(timeout=10_000)
