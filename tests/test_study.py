@@ -223,21 +223,27 @@ def ray_cluster(tmp_path, monkeypatch):
     shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
-def test_a_real_local_cluster_receives_a_study_by_address(tmp_path, ray_cluster, capsys):
-    from fmnist_core.__main__ import main
+def _run_cli(args: list[str]) -> dict:
+    """`python -m fmnist_core ...` in a driver process of its own (Ray keeps one auth token per process)."""
+    out = subprocess.run([sys.executable, "-m", "fmnist_core", *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_a_real_local_cluster_receives_a_study_by_address(tmp_path, ray_cluster):
     f = _study_file(tmp_path, '[[trials]]\nlabel = "a"\n[[trials]]\nlabel = "b"\nset = { "encoder.dropout" = 0.1 }\n')
     ck = tmp_path / "ck"
-    assert main(["study", "run", str(f), "--address", ray_cluster, "--epochs", "1", "--subset", "600",
-                 "--checkpoints", str(ck), "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    quick = ["--epochs", "1", "--subset", "600", "--json"]
+    summary = _run_cli(["study", "run", str(f), "--address", ray_cluster, "--checkpoints", str(ck), *quick])
     assert summary["completed"] == 2 and summary["ray_address"].endswith(ray_cluster.split(":")[1])
     store = RunStore(ck)
     assert len(store.run_ids()) == 2 and all(store.verify(r)["complete"] for r in store.run_ids())
     # Through Tune's checkpoints on shared storage: the runs land in the driver's store too.
     ck2, shared = tmp_path / "ck2", tmp_path / "shared"
-    assert main(["study", "run", str(f), "--address", ray_cluster, "--epochs", "1", "--subset", "600",
-                 "--checkpoints", str(ck2), "--storage", str(shared), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["completed"] == 2
+    summary = _run_cli(["study", "run", str(f), "--address", ray_cluster, "--checkpoints", str(ck2),
+                        "--storage", str(shared), *quick])
+    assert summary["completed"] == 2
     store2 = RunStore(ck2)
     assert sorted(store2.run_ids()) == sorted(store.run_ids())
     assert all(store2.verify(r)["complete"] for r in store2.run_ids())
