@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Callable
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # no TensorBoard/CSV files per trial
 
 from .runs import MANIFEST, RunStore   # noqa: E402
 from .spec import RunSpec              # noqa: E402
