@@ -315,7 +315,7 @@ def _train_locked(spec, data, store, device, emit, command, splits, progress, sn
     if splits is not None and key in splits:
         tensors = splits[key]
     else:
-        tensors = split_for(spec, data.to(device) if data.train_images.device != device else data, device)
+        tensors = split_for(spec, data, device)     # split() moves only the tensors it keeps
         if splits is not None:
             splits[key] = tensors
     is_ae = spec.kind == "autoencoder"

@@ -114,7 +114,7 @@ def _waves(items: list[tuple[object, int, RunSpec]]) -> list[list[tuple[object, 
     level: dict[str, int] = {}
     for item in items:
         spec = item[2]
-        depth = level.get(spec.pretrained_from, -1) + 1 if spec.pretrained_from in level else 0
+        depth = level.get(spec.pretrained_from, -1) + 1     # 0 unless it starts from an autoencoder here
         level[spec.run_id] = depth
         while len(waves) <= depth:
             waves.append([])
