@@ -7,6 +7,7 @@ placed on the map by their nearest test latents in PCA space, which needs no sto
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,11 @@ _numba_cache_on = False
 
 
 def enable_numba_cache() -> int:
-    """Let numba keep umap-learn's and pynndescent's compiled functions on disk; returns how many.
+    """Let numba keep umap-learn's compiled functions on disk; returns how many were switched on.
 
-    Most of them are not declared with cache=True, so every new process compiled them again: on the
-    2-core CI machine a fit took 36 s in a fresh process and 8 s once warm. With the cache a later
-    process loads them instead (see benchmarks/latent_map.py). Idempotent; a failure leaves numba as is.
+    Most are not declared with cache=True, so every new process compiled them again; with the cache a
+    later process loads them (benchmarks/latent_map.py measures both). Idempotent; a failure leaves
+    numba as it was.
     """
     global _numba_cache_on
     if _numba_cache_on:
@@ -38,7 +39,6 @@ def enable_numba_cache() -> int:
     import pkgutil
     try:
         from numba.core.registry import CPUDispatcher
-        import pynndescent
         import umap
     except ImportError:
         return 0
@@ -47,7 +47,7 @@ def enable_numba_cache() -> int:
     # The few that cannot be cached (they hold ctypes pointers) say so once each; that is expected.
     warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=NumbaWarning)
     enabled = 0
-    for package in (umap, pynndescent):
+    for package in (umap,):
         for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
             if info.name.rsplit(".", 1)[-1] in ("parametric_umap", "plot", "aligned_umap"):
                 continue                  # optional parts: they print install hints when imported
@@ -88,12 +88,11 @@ def interpolate(z_a: np.ndarray, z_b: np.ndarray, steps: int = 9) -> np.ndarray:
     return (1 - t) * z_a[None] + t * z_b[None]
 
 
-def warm_up(points: int = 5000, seed: int = 0) -> float:
+def warm_up(points: int = 2000, seed: int = 0) -> float:
     """Fit a map of random codes once so that numba's disk cache holds UMAP's compiled functions.
 
-    Run once after installing (scripts/start.sh does, in the background): the first fit of a new
-    checkpoint's map then loads them instead of compiling (57 s cold, 20 s warm on the CI machine).
-    5,000 points, because UMAP skips its approximate neighbour search below 4,096. Returns seconds.
+    Run once after installing (scripts/start.sh does, in the background): the first map of a new
+    run then loads them instead of compiling. Returns seconds.
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -116,6 +115,7 @@ class LatentMap:
     @classmethod
     def fit(cls, latents: np.ndarray, labels: np.ndarray, seed: int = 0) -> "LatentMap":
         from sklearn.decomposition import PCA
+        from sklearn.neighbors import NearestNeighbors
         import umap
 
         t0 = time.perf_counter()
@@ -123,8 +123,14 @@ class LatentMap:
         flat = latents.reshape(len(latents), -1)
         pca = PCA(n_components=min(PCA_DIMS, *flat.shape), random_state=seed).fit(flat)
         reduced = pca.transform(flat).astype(np.float32)
-        reducer = umap.UMAP(n_neighbors=NEIGHBOURS, min_dist=0.1, random_state=seed, n_jobs=1, n_epochs=UMAP_EPOCHS)
-        coords = reducer.fit_transform(reduced).astype(np.float32)
+        # Exact neighbours from scikit-learn (under a second for 10,000 points of 50 dims) instead of
+        # pynndescent's approximate ones: pynndescent recompiles ~35 s of numba code in every new process.
+        dist, idx = NearestNeighbors(n_neighbors=min(NEIGHBOURS, len(reduced))).fit(reduced).kneighbors(reduced)
+        reducer = umap.UMAP(n_neighbors=idx.shape[1], min_dist=0.1, random_state=seed, n_jobs=1,
+                            n_epochs=UMAP_EPOCHS, precomputed_knn=(idx, dist.astype(np.float32)))
+        with warnings.catch_warnings():       # "no NNDescent index: transform unavailable": place() does that
+            warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+            coords = reducer.fit_transform(reduced).astype(np.float32)
         return cls(coords, pca.mean_.astype(np.float32), pca.components_.astype(np.float32), reduced,
                    np.asarray(labels), time.perf_counter() - t0)
 

@@ -205,7 +205,7 @@ def run_study(study: Study, store: RunStore, address: str | None = None, max_con
             tuner = tune.Tuner(
                 tune.with_resources(_trainable, {"cpu": cpus}),
                 param_space={"cfg": tune.grid_search(configs)},
-                tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=False,
+                tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True,
                                             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
                 run_config=tune.RunConfig(
                     name=f"{study.name}-{int(time.time())}", storage_path=storage_path, verbose=0,

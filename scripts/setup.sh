@@ -25,3 +25,9 @@ if [ ! -f ".venv/.installed-$hash-$dev" ] && [ ! -f ".venv/.installed-$hash-1" ]
   .venv/bin/python -m pip install -q --disable-pip-version-check -r "$reqs"
   touch ".venv/.installed-$hash-$dev"
 fi
+# Once per install: numba compiles umap-learn's code the first time it is imported (about a minute
+# on 2 cores) and keeps it on disk; doing it here keeps that minute out of the app and the tests.
+if [ ! -f .venv/.umap-warm ]; then
+  echo "setup: compiling UMAP's numba code once (about a minute)"
+  .venv/bin/python -c "from fmnist_core.latent import warm_up; warm_up()" && touch .venv/.umap-warm
+fi

@@ -151,7 +151,7 @@ def test_a_study_runs_on_its_own_local_ray_instance_and_skips_what_is_complete(t
 def test_a_study_killed_midway_finishes_what_is_left_when_started_again(tmp_path):
     f = _study_file(tmp_path, '[[trials]]\nlabel = "a"\n', name="killed")
     ck = tmp_path / "ck"
-    cmd = [sys.executable, "-m", "fmnist_core", "study", "run", str(f), "--epochs", "30", "--subset", "600",
+    cmd = [sys.executable, "-m", "fmnist_core", "study", "run", str(f), "--epochs", "20", "--subset", "600",
            "--checkpoints", str(ck), "--json"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -217,9 +217,10 @@ def ray_cluster(tmp_path, monkeypatch):
     yield address
     os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:             # a clean stop can take 30 s; the whole group goes
         os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
@@ -233,17 +234,11 @@ def _run_cli(args: list[str]) -> dict:
 
 def test_a_real_local_cluster_receives_a_study_by_address(tmp_path, ray_cluster):
     f = _study_file(tmp_path, '[[trials]]\nlabel = "a"\n[[trials]]\nlabel = "b"\nset = { "encoder.dropout" = 0.1 }\n')
-    ck = tmp_path / "ck"
-    quick = ["--epochs", "1", "--subset", "600", "--json"]
-    summary = _run_cli(["study", "run", str(f), "--address", ray_cluster, "--checkpoints", str(ck), *quick])
+    # Through Tune's checkpoints on shared storage (a cluster's workers need not see the driver's disk):
+    # the runs land in the driver's store. Writing the store directly is tested on the local instance.
+    ck, shared = tmp_path / "ck", tmp_path / "shared"
+    summary = _run_cli(["study", "run", str(f), "--address", ray_cluster, "--checkpoints", str(ck),
+                        "--storage", str(shared), "--epochs", "1", "--subset", "600", "--json"])
     assert summary["completed"] == 2 and summary["ray_address"].endswith(ray_cluster.split(":")[1])
     store = RunStore(ck)
     assert len(store.run_ids()) == 2 and all(store.verify(r)["complete"] for r in store.run_ids())
-    # Through Tune's checkpoints on shared storage: the runs land in the driver's store too.
-    ck2, shared = tmp_path / "ck2", tmp_path / "shared"
-    summary = _run_cli(["study", "run", str(f), "--address", ray_cluster, "--checkpoints", str(ck2),
-                        "--storage", str(shared), *quick])
-    assert summary["completed"] == 2
-    store2 = RunStore(ck2)
-    assert sorted(store2.run_ids()) == sorted(store.run_ids())
-    assert all(store2.verify(r)["complete"] for r in store2.run_ids())
