@@ -66,6 +66,8 @@ import torch  # noqa: E402  (after the router check: a page run alone stops befo
 
 from fmnist_core import CLASS_NAMES, CheckpointError, DataError, RunStore, SpecError  # noqa: E402
 from fmnist_core import load_fashion_mnist  # noqa: E402
+from fmnist_core.compare import (METRIC_KIND, band, curves, group_rows, published_value,  # noqa: E402,F401
+                                 run_metric, seed_groups, varying)
 from fmnist_core.config import REFERENCE_RESULTS  # noqa: E402
 from fmnist_core.evaluate import most_confused_pairs, normalized_confusion  # noqa: E402,F401
 from fmnist_core.latent import interpolate  # noqa: E402,F401
@@ -79,7 +81,8 @@ torch.set_num_threads(1)
 REFERENCE_PROTOCOL = "reference protocol (five runs)"
 
 __all__ = ["CLASS_NAMES", "REFERENCE_RESULTS", "SCHEME_DESCRIPTIONS", "SCHEMES", "PRESETS", "ImageInputError",
-           "SpecError", "most_confused_pairs", "normalized_confusion", "interpolate", "preprocess", "preprocess_bytes"]
+           "SpecError", "most_confused_pairs", "normalized_confusion", "interpolate", "preprocess", "preprocess_bytes",
+           "METRIC_KIND", "band", "curves", "group_rows", "published_value", "run_metric", "seed_groups", "varying"]
 
 
 def store() -> RunStore:
@@ -457,3 +460,121 @@ def thumbnail_uri(image: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(image if image.dtype == np.uint8 else np.round(image * 255).astype(np.uint8)).save(buf, "PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+# ---- comparing runs and running studies ------------------------------------------------------
+def store_fingerprint() -> tuple:
+    """Changes when any run's manifest is written, a run starts or stops training, or a study runs."""
+    s = store()
+    marks = []
+    for rid in s.run_ids():
+        folder = s.folder(rid)
+        try:
+            marks.append((rid, (folder / "manifest.json").stat().st_mtime_ns))
+        except (OSError, TypeError):
+            marks.append((rid, 0))
+    return tuple(marks), tuple(s.training_now()), tuple(str(r) for r in s.roots)
+
+
+@st.cache_data(show_spinner=False)
+def _studies() -> list:
+    from fmnist_core.study import list_studies
+    return list_studies()
+
+
+def studies() -> list:
+    """Every study file of studies/ (Study objects)."""
+    return _studies()
+
+
+@st.cache_data(show_spinner="Reading the runs…", max_entries=4)
+def _compare_rows(fingerprint: tuple) -> tuple[list[dict], list[str]]:
+    from fmnist_core.compare import runs_table
+    from fmnist_core.study import study_sizes
+    s = store()
+    all_studies = _studies()
+    return runs_table(s, all_studies, sizes={x.name: study_sizes(s, x.name) for x in all_studies})
+
+
+def compare_rows() -> tuple[list[dict], list[str]]:
+    """(rows, factors) of compare.runs_table over every run of the store, cached until a run changes."""
+    return _compare_rows(store_fingerprint())
+
+
+def run_manifests(run_ids: list[str]) -> dict[str, dict]:
+    """{id: manifest} of these runs (the store caches manifests by mtime); damaged ones left out."""
+    s, out = store(), {}
+    for rid in run_ids:
+        try:
+            m = s.manifest(rid)
+        except CheckpointError:
+            continue
+        if m is not None:
+            out[rid] = m
+    return out
+
+
+def running_study(name: str) -> dict | None:
+    from fmnist_core.study import running_study as _running
+    try:
+        return _running(store(), name)
+    except CheckpointError:
+        return None
+
+
+def study_progress(name: str, epochs: int | None, subset: int | None) -> list[dict]:
+    """Per run of the study at this size: label, seed, run id, status, epoch, epochs, metric, value."""
+    from fmnist_core.study import trial_status
+    study = next(x for x in _studies() if x.name == name)
+    return trial_status(study, store(), epochs, subset)
+
+
+def study_sizes(name: str) -> list[tuple]:
+    from fmnist_core.study import study_sizes as _sizes
+    return _sizes(store(), name)
+
+
+def start_study(name: str, epochs: int | None, subset: int | None) -> str:
+    """Start `python -m fmnist_core study run NAME` as a background process that outlives the page.
+
+    The study's own lock decides: while another process runs it on this store, this one exits at
+    once (code 3) and the page shows the one in progress.
+    """
+    try:
+        root = store().write_root
+    except CheckpointError as e:
+        return f"Cannot run the study: {e}"
+    cmd = [sys.executable, "-m", "fmnist_core", "study", "run", name, "--checkpoints", str(root), "--json"]
+    cmd += ["--epochs", str(epochs)] * (epochs is not None) + ["--subset", str(subset)] * (subset is not None)
+    log_path = root / ".studies" / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    for _ in range(30):                 # until it holds the study's lock, or exits
+        time.sleep(0.2)
+        rc = proc.poll()
+        if rc is not None or running_study(name):
+            break
+    if rc == 3:
+        return "This study is already running; its progress is shown below."
+    if rc not in (None, 0):
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
+        return f"The study did not start: {tail[0]}"
+    return "Study started."
+
+
+def stop_study(name: str) -> str:
+    """Stop the process running the study, its Ray instance and trials with it; finished runs stay."""
+    state = running_study(name)
+    if not state or not state.get("pgid"):
+        return "The study is not running."
+    pid, pgid = int(state.get("pid") or 0), int(state["pgid"])
+    try:
+        if pid == pgid:                 # started here (a session of its own): its Ray processes go too
+            os.killpg(pgid, signal.SIGTERM)
+        else:                           # started in someone's shell: only the driver
+            os.kill(pid, signal.SIGTERM)
+    except OSError as e:
+        return f"Could not stop process {pid}: {e.strerror}"
+    return "Stopping: finished trials stay; partial ones resume from their last epoch when it runs again."

@@ -12,6 +12,7 @@ page = st.navigation([
     st.Page("pages/latent_space.py", title="Latent space", icon=":material/scatter_plot:"),
     st.Page("pages/confusion.py", title="Confusion", icon=":material/grid_on:"),
     st.Page("pages/classify.py", title="Classify", icon=":material/draw:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/stacked_line_chart:"),
 ])
 app.follow_deep_link()         # a deep link opened first on a fresh server: on to the page it named
 page.run()

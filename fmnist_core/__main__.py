@@ -207,7 +207,7 @@ def cmd_classify(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from .study import StudyError, list_studies, load_study, table
+    from .study import StudyBusy, StudyError, list_studies, load_study, table
     try:
         if args.verb == "list":
             rows = [s.to_dict() for s in list_studies()]
@@ -219,6 +219,9 @@ def cmd_study(args) -> int:
     except StudyError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except StudyBusy as e:             # as `train` does for a run already training
+        print(f"error: {e}", file=sys.stderr)
+        return 3
 
 
 def _fmt(v) -> str:

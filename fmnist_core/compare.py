@@ -11,22 +11,35 @@ VAL_METRIC = {"classifier": ("val_acc", max), "autoencoder": ("val_loss", min)}
 NOT_FACTORS = {"name", "init_seed_offset", "pretrained_from"}
 CURVE_METRICS = {"loss": ("train_loss", "val_loss"), "accuracy": ("train_acc", "val_acc"),
                  "mse": ("train_loss", "val_loss")}
+# Per chosen metric: the kind of run that has it, and whether larger is better.
+METRIC_KIND = {"accuracy": ("classifier", max), "loss": ("classifier", min), "mse": ("autoencoder", min)}
+# The published values a metric is drawn beside, in order of preference (the studies' metric names).
+PUBLISHED_KEYS = {"accuracy": ("max_val_acc", "final_test_acc", "test_accuracy"), "loss": ("min_val_loss",),
+                  "mse": ("min_val_mse", "test_mse")}
 
 
-def study_index(store, studies) -> dict[str, list[dict]]:
-    """Run id -> the study trials it belongs to: [{"study", "label", "seed", "published"}]."""
+def study_index(store, studies, sizes: dict[str, list[tuple]] | None = None) -> dict[str, list[dict]]:
+    """Run id -> the study trials it belongs to: [{"study", "label", "seed", "published"}].
+
+    `sizes` ({study name: [(epochs, subset), ...]}) adds the quick sizes a study was run at; the full
+    size is always included.
+    """
     out: dict[str, list[dict]] = {}
+    stored = store.run_ids()
+    by_hash = {rid.rsplit("-", 1)[-1]: rid for rid in stored}     # store.find, without a scan per spec
+    stored = set(stored)
     for study in studies:
-        for trial, seed, spec in study.specs():
-            rid = store.find(spec) or spec.run_id
-            out.setdefault(rid, []).append({"study": study.name, "label": trial.label, "seed": seed,
-                                            "published": dict(trial.published)})
+        for epochs, subset in (sizes or {}).get(study.name, [(None, None)]):
+            for trial, seed, spec in study.specs(epochs, subset):
+                rid = spec.run_id if spec.run_id in stored else by_hash.get(spec.spec_hash, spec.run_id)
+                out.setdefault(rid, []).append({"study": study.name, "label": trial.label, "seed": seed,
+                                                "published": dict(trial.published)})
     return out
 
 
 def spec_factors(spec_dicts: list[dict]) -> list[str]:
     """Dotted spec fields whose values differ between these runs, in spec order."""
-    flat = [flatten(RunSpec.from_dict(d).canonical().to_dict()) for d in spec_dicts]
+    flat = [flat_spec(d) for d in spec_dicts]
     if not flat:
         return []
     keys = [k for k in flat[0] if k not in NOT_FACTORS]
@@ -42,7 +55,8 @@ def run_row(summary: dict, manifest: dict, memberships: list[dict] | None = None
            "epochs_done": summary["epochs_done"], "epochs": summary["epochs"],
            "wall_time_s": summary.get("wall_time_s"), "read_only": summary["read_only"],
            "metric": key, "final": None, "best": None, "best_epoch": None, "gap": None,
-           "studies": sorted({m["study"] for m in memberships or []}), "trial": None, "published": None}
+           "studies": sorted({m["study"] for m in memberships or []}), "trial": None, "published": None,
+           "published_values": {}}
     if h:
         values = [r[key] for r in h]
         best = best_of(values)
@@ -53,6 +67,7 @@ def run_row(summary: dict, manifest: dict, memberships: list[dict] | None = None
     for m in memberships or []:
         row["trial"] = f"{m['study']}: {m['label']}"
         published = m["published"]
+        row["published_values"] = dict(published)
         for name in ("max_val_acc", "final_test_acc", "min_val_mse", "min_val_loss"):
             if name in published:
                 row["published"] = published[name]
@@ -62,9 +77,14 @@ def run_row(summary: dict, manifest: dict, memberships: list[dict] | None = None
     return row
 
 
-def runs_table(store, studies=(), run_ids: list[str] | None = None) -> tuple[list[dict], list[str]]:
-    """(rows, factor columns): every run of the store (or `run_ids`), factors that vary among them."""
-    index = study_index(store, studies)
+def runs_table(store, studies=(), run_ids: list[str] | None = None,
+               sizes: dict[str, list[tuple]] | None = None) -> tuple[list[dict], list[str]]:
+    """(rows, factor columns): every run of the store (or `run_ids`), factors that vary among them.
+
+    Each row keeps its whole flattened spec in `spec_flat`, so that the factors of any subset of the
+    rows can be found again (`varying`).
+    """
+    index = study_index(store, studies, sizes)
     rows, specs = [], []
     for rid in run_ids if run_ids is not None else store.run_ids():
         try:
@@ -76,15 +96,23 @@ def runs_table(store, studies=(), run_ids: list[str] | None = None) -> tuple[lis
             continue
         row = run_row(summary, m, index.get(rid))
         specs.append(m["spec"])
-        row["_flat"] = flatten(RunSpec.from_dict(m["spec"]).canonical().to_dict())
+        row["_flat"] = flat_spec(m["spec"])
         rows.append(row)
     factors = spec_factors(specs)
     for row in rows:
-        flat = row.pop("_flat")
+        flat = row["spec_flat"] = row.pop("_flat")
         for f in factors:
             v = flat.get(f)
             row[f] = v if isinstance(v, (int, float, str, bool)) or v is None else repr(v)
     return rows, factors
+
+
+def varying(rows: list[dict]) -> list[str]:
+    """The spec fields (dotted) whose values differ among these rows of `runs_table`, in spec order."""
+    if not rows:
+        return []
+    keys = [k for k in rows[0]["spec_flat"] if k not in NOT_FACTORS]
+    return [k for k in keys if len({repr(r["spec_flat"].get(k)) for r in rows}) > 1]
 
 
 def curves(manifests: dict[str, dict], metric: str = "loss") -> list[dict]:
@@ -99,13 +127,25 @@ def curves(manifests: dict[str, dict], metric: str = "loss") -> list[dict]:
     return out
 
 
-def seed_groups(spec_dicts: dict[str, dict]) -> dict[str, list[str]]:
-    """Runs that differ only by seed: {group label: [run ids]} (a run alone is a group of one)."""
+SEED_FIELDS = ("seed", "pretrained_from", "name")    # what differs between the seeds of one trial
+
+
+def flat_spec(spec_dict: dict) -> dict:
+    """A spec as {dotted field: value}, canonical (derived fields filled in)."""
+    return flatten(RunSpec.from_dict(spec_dict).canonical().to_dict())
+
+
+def seed_groups(rows: list[dict]) -> dict[str, list[str]]:
+    """Runs that differ only by seed (and so by the autoencoder they start from): {first id: [ids]}.
+
+    `rows` are {"id", "spec_flat"} (runs_table's rows); a run alone is a group of one.
+    """
     groups: dict[str, list[str]] = {}
-    for rid, d in spec_dicts.items():
-        spec = RunSpec.from_dict(d)
-        key = spec.replace(seed=0).run_id
-        groups.setdefault(key, []).append(rid)
+    keys: dict[str, str] = {}
+    for r in rows:
+        key = repr(sorted((k, repr(v)) for k, v in r["spec_flat"].items() if k not in SEED_FIELDS))
+        first = keys.setdefault(key, r["id"])
+        groups.setdefault(first, []).append(r["id"])
     return groups
 
 
@@ -119,3 +159,42 @@ def band(curve_rows: list[dict], groups: dict[str, list[str]]) -> list[dict]:
             acc.setdefault((g, r["epoch"], r["split"]), []).append(r["value"])
     return [{"group": g, "epoch": e, "split": s, "mean": sum(v) / len(v), "lo": min(v), "hi": max(v), "n": len(v)}
             for (g, e, s), v in sorted(acc.items())]
+
+
+def run_metric(manifest: dict, metric: str) -> dict | None:
+    """{"final", "best", "best_epoch"} of a run's validation `metric` (accuracy, loss, mse), or None
+    when the run is of the other kind or has no epoch yet."""
+    kind, best_of = METRIC_KIND[metric]
+    if manifest["kind"] != kind or not manifest["history"]:
+        return None
+    values = [r[CURVE_METRICS[metric][1]] for r in manifest["history"]]
+    best = best_of(values)
+    return {"final": values[-1], "best": best, "best_epoch": values.index(best) + 1}
+
+
+def published_value(published: dict, metric: str) -> tuple[str, float] | None:
+    """(name, value) of the published figure to draw beside `metric`, or None."""
+    for name in PUBLISHED_KEYS[metric]:
+        if name in published:
+            return name, published[name]
+    return None
+
+
+def group_rows(rows: list[dict], groups: dict[str, list[str]], keys: tuple[str, ...]) -> list[dict]:
+    """One row per seed group among `rows`: the first member's fields, `keys` as means with
+    `<key>_std` (None for a group of one), `seeds` (how many) and `runs` (their ids)."""
+    import statistics
+    by_id = {r["id"]: r for r in rows}
+    out = []
+    for ids in groups.values():
+        members = [by_id[i] for i in ids if i in by_id]
+        if not members:
+            continue
+        row = dict(members[0])
+        for k in keys:
+            values = [m[k] for m in members if m.get(k) is not None]
+            row[k] = statistics.fmean(values) if values else None
+            row[f"{k}_std"] = statistics.stdev(values) if len(values) > 1 else None
+        row["seeds"], row["runs"] = len(members), [m["id"] for m in members]
+        out.append(row)
+    return out

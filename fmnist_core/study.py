@@ -287,3 +287,98 @@ def table(study: Study, store, test_images=None, test_labels=None, epochs=None, 
                      "published": dict(t.published), "difference": diff, "claim": t.claim,
                      "run_ids": run_ids, "status": status})
     return rows
+
+
+# ---- a study running on a store ------------------------------------------------------------------
+# One driver per study and store: it holds <write root>/.studies/<name>.lock (an OS file lock, freed
+# when its holder dies) and writes <name>.json beside it: its pid, process group, start time and the
+# sizes (epochs, subset) the study has been run at, so a quick-size study's runs are found again.
+STUDY_STATE_DIR = ".studies"
+
+
+class StudyBusy(RuntimeError):
+    """Another live process is running this study on this store."""
+
+
+def _state_paths(store, name: str) -> tuple[Path, Path]:
+    folder = store.write_root / STUDY_STATE_DIR
+    return folder / f"{name}.lock", folder / f"{name}.json"
+
+
+def _read_state(path: Path) -> dict:
+    import json
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def acquire_study(store, name: str, info: dict):
+    """Take the study's lock (StudyBusy if a live process holds it) and record `info` (pid, sizes...).
+
+    Returns the lock; release it when the study ends. The sizes run so far are kept.
+    """
+    import json
+    import os
+
+    from filelock import FileLock, Timeout
+
+    from .store import atomic_write
+    lock_path, state_path = _state_paths(store, name)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        state = _read_state(state_path)
+        raise StudyBusy(f"study {name!r} is already running on {store.write_root} (process {state.get('pid', '?')})")
+    state = _read_state(state_path)
+    sizes = [list(s) for s in state.get("sizes", [])]
+    size = [info.get("epochs"), info.get("subset")]
+    if size not in sizes:
+        sizes.append(size)
+    state = {**info, "pid": os.getpid(), "pgid": os.getpgid(0), "sizes": sizes}
+    atomic_write(state_path, json.dumps(state, indent=1).encode())
+    return lock
+
+
+def running_study(store, name: str) -> dict | None:
+    """The state of the live process running `name` on this store (pid, pgid, started, epochs,
+    subset, sizes), or None when none is."""
+    from .runs import RunStore
+    lock_path, state_path = _state_paths(store, name)
+    if not RunStore._locked(lock_path):
+        return None
+    return _read_state(state_path) or {"pid": None}
+
+
+def study_sizes(store, name: str) -> list[tuple[int | None, int | None]]:
+    """The (epochs, subset) sizes the study has been run at on this store; (None, None) is the full size."""
+    sizes = {(None, None)}
+    for root in getattr(store, "roots", [store.root]):
+        for e, s in _read_state(Path(root) / STUDY_STATE_DIR / f"{name}.json").get("sizes", []):
+            sizes.add((e, s))
+    return sorted(sizes, key=lambda x: (x != (None, None), str(x)))
+
+
+def trial_status(study: Study, store, epochs: int | None = None, subset: int | None = None) -> list[dict]:
+    """Per run of the study at this size: label, seed, run id, status (missing, partial, training,
+    complete), epochs done of epochs, and the last epoch's validation metric (name, value)."""
+    out = []
+    for t, seed, spec in study.specs(epochs, subset):
+        rid = store.find(spec) or spec.run_id
+        m = store.manifest(rid) if store.folder(rid) else None
+        training = store.is_training(rid)
+        last = m["history"][-1] if m and m["history"] else {}
+        key = "val_acc" if spec.kind == "classifier" else "val_loss"
+        if training:
+            status = "training"
+        elif m is None:
+            status = "missing"
+        else:
+            status = "complete" if m["complete"] else "partial"
+        out.append({"label": t.label, "seed": seed, "run_id": rid, "status": status,
+                    "epoch": len(m["history"]) if m else 0, "epochs": spec.epochs,
+                    "metric": key, "value": last.get(key)})
+    return out

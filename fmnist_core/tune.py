@@ -29,7 +29,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from .runs import MANIFEST, RunStore   # noqa: E402
 from .spec import RunSpec              # noqa: E402
 from .store import CheckpointError     # noqa: E402
-from .study import Study               # noqa: E402
+from .study import Study, acquire_study  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,16 +132,29 @@ def run_study(study: Study, store: RunStore, address: str | None = None, max_con
     `progress` receives {"type": "epoch", "label", "run_id", "epoch", "epochs", "metrics"} per finished
     epoch of any trial, {"type": "trial", "label", "run_id", "status"} when one ends, and one
     {"type": "plan", "total_epochs", "done_epochs", "trials"} first.
+    Raises StudyBusy, at once, when another live process runs the same study on the same store.
     """
     import logging
-
-    import ray
-    from ray import tune
 
     for name in ("ray", "ray.tune", "ray.train"):
         logging.getLogger(name).setLevel(logging.WARNING)
     say = progress or (lambda event: None)
     t0 = time.time()
+    # One driver per study and store (StudyBusy otherwise): a second user sees this one's progress.
+    lock = acquire_study(store, study.name, {"started": t0, "epochs": epochs, "subset": subset,
+                                             "address": address, "command": command})
+    try:
+        return _run_study(study, store, address, max_concurrent, epochs, subset, data_dir, device, storage,
+                          cpus_per_trial, say, command, fail_once_dir, t0)
+    finally:
+        lock.release()
+
+
+def _run_study(study, store, address, max_concurrent, epochs, subset, data_dir, device, storage, cpus_per_trial,
+               say, command, fail_once_dir, t0) -> dict:
+    import ray
+    from ray import tune
+
     items = study.specs(epochs, subset)
     labels = {spec.run_id: f"{t.label}" + (f" (seed {seed})" if study.seeds > 1 else "") for t, seed, spec in items}
     skipped, todo = [], []

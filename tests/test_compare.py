@@ -1,6 +1,6 @@
 """Comparing runs: factors that vary, best and final metrics, study values beside ours, seed groups."""
 from fmnist_core import RunStore
-from fmnist_core.compare import band, curves, runs_table, seed_groups, spec_factors
+from fmnist_core.compare import band, curves, flat_spec, runs_table, seed_groups, spec_factors
 from fmnist_core.runs import DEFAULT_DIR
 from fmnist_core.study import load_study
 
@@ -25,7 +25,7 @@ def test_factors_and_seed_groups():
     b = a.with_overrides({"seed": 1})
     c = a.with_overrides({"lr": 1e-2})
     assert spec_factors([a.to_dict(), b.to_dict(), c.to_dict()]) == ["optimizer.lr", "seed"]
-    groups = seed_groups({"a": a.to_dict(), "b": b.to_dict(), "c": c.to_dict()})
+    groups = seed_groups([{"id": k, "spec_flat": flat_spec(v.to_dict())} for k, v in (("a", a), ("b", b), ("c", c))])
     assert sorted(map(sorted, groups.values())) == [["a", "b"], ["c"]]
     rows = [{"run": "a", "epoch": 1, "split": "train", "value": 1.0},
             {"run": "b", "epoch": 1, "split": "train", "value": 3.0}]

@@ -1,0 +1,385 @@
+"""Compare: every run in one table, their curves overlaid, factors against results with linked brushes,
+and the reference studies started, watched and stopped from here."""
+import functools
+import math
+import operator
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import app_state as app
+
+ALL_RUNS = "all runs"
+STATUSES = ["complete", "partial", "training"]
+METRIC_TITLE = {"accuracy": "accuracy", "loss": "cross-entropy", "mse": "MSE"}
+
+
+# ---- the runs table ----------------------------------------------------------------------------
+def filters_ui(studies: list) -> tuple[str, list[str], list[str], bool]:
+    names = [ALL_RUNS, *[s.name for s in studies]]
+    titles = {s.name: f"{s.name}: {s.title}" for s in studies}
+    asked = st.query_params.get("study")
+    if asked in names and "cmp_study" not in st.session_state:
+        st.session_state["cmp_study"] = asked
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 1.3])
+    study = c1.selectbox("study", names, format_func=lambda n: titles.get(n, n), key="cmp_study")
+    kinds = c2.multiselect("kind", ["classifier", "autoencoder"], default=["classifier", "autoencoder"])
+    statuses = c3.multiselect("status", STATUSES, default=STATUSES)
+    grouped = c4.toggle("seeds as mean ± std", value=False,
+                        help="Runs that differ only by their seed become one row and one curve with a min–max band.")
+    if study == ALL_RUNS:
+        st.query_params.pop("study", None)
+    else:
+        st.query_params["study"] = study
+    return study, kinds, statuses, grouped
+
+
+def table_frame(rows: list[dict], factors: list[str], grouped: bool) -> pd.DataFrame:
+    """The table as shown: factor columns, then results; one row per run or per seed group."""
+    cols = {"id": "run", "trial": "trial", "kind": "kind", "status": "status",
+            **{f: f for f in factors if not (grouped and f == "seed")},
+            "metric": "metric", "final": "final", "best": "best", "best_epoch": "best epoch", "gap": "gap",
+            "progress": "epochs done", "wall_time_s": "wall s", "published": "published"}
+    if grouped:
+        rows = app.group_rows(rows, app.seed_groups(rows),
+                          ("final", "best", "gap", "wall_time_s"))
+        cols = {**cols, "seeds": "seeds", "best_std": "best ± std"}
+    df = pd.DataFrame([{**r, **{f: r["spec_flat"].get(f) for f in factors}} for r in rows])
+    df["progress"] = df["epochs_done"].astype(str) + "/" + df["epochs"].astype(str)
+    for f in factors:          # mixed values (None and numbers, lists) shown as text
+        if f in df and df[f].map(type).nunique() > 1:
+            df[f] = df[f].map(lambda v: "none" if v is None else str(v))
+    df["open"] = "training?run=" + df["id"]
+    out = df[[c for c in cols if c in df] + ["open"]].rename(columns=cols)
+    out.attrs["runs"] = [r.get("runs", [r["id"]]) for r in rows]
+    return out
+
+
+def runs_table_ui(df: pd.DataFrame, key: str) -> list[str]:
+    """Draw the table; return the run ids of the selected rows (all member runs of a seed group)."""
+    event = st.dataframe(
+        df, hide_index=True, on_select="rerun", selection_mode="multi-row", key=key,
+        column_config={
+            "open": st.column_config.LinkColumn("open", display_text="Training ↗",
+                                                help="Opens the run on the Training page"),
+            "final": st.column_config.NumberColumn(format="%.4f"), "best": st.column_config.NumberColumn(format="%.4f"),
+            "gap": st.column_config.NumberColumn(format="%.4f", help="train − validation accuracy, or validation − "
+                                                                    "train MSE, at the last epoch"),
+            "published": st.column_config.NumberColumn(format="%.4f", help="the study's published figure"),
+            "best ± std": st.column_config.NumberColumn(format="± %.4f"),
+            "wall s": st.column_config.NumberColumn(format="%.0f")})
+    picked = event.selection.rows if event is not None else []
+    return [rid for i in picked for rid in df.attrs["runs"][i]]
+
+
+def links_ui(selected: list[str], kinds: dict[str, str]) -> None:
+    """One click to open the selected runs on the other pages, through the run picker's URL parameter."""
+    if not selected:
+        st.caption("Select rows (the boxes on the left) to draw only their curves and to open them on other pages.")
+        return
+    first = selected[0]
+    cols = st.columns(5)
+    cols[0].page_link("pages/training.py", label=f"Training: {first}", icon=":material/monitoring:",
+                      query_params={"run": first})
+    if kinds.get(first) == "autoencoder":
+        cols[1].page_link("pages/reconstructions.py", label="Reconstructions", icon=":material/compare:",
+                          query_params={"run": first})
+        cols[2].page_link("pages/latent_space.py", label="Latent space", icon=":material/scatter_plot:",
+                          query_params={"run": first})
+    classifiers = [r for r in selected if kinds.get(r) == "classifier"]
+    if classifiers:
+        cols[3].page_link("pages/confusion.py", label=f"Confusion ({len(classifiers)} runs)",
+                          icon=":material/grid_on:", query_params={"runs": ",".join(classifiers)})
+
+
+# ---- curves and linked views -----------------------------------------------------------------------
+def factor_columns(runs: pd.DataFrame, factors: list[str]) -> dict[str, tuple[str, str]]:
+    """factor -> (data column, Vega type). Dotted names are nested fields to Vega, so columns are f0, f1…"""
+    out = {}
+    for i, f in enumerate(factors):
+        values = runs[f"f{i}"]
+        numeric = values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all()
+        out[f] = (f"f{i}", "quantitative" if numeric and values.nunique() > 2 else "nominal")
+        if out[f][1] == "nominal":
+            runs[f"f{i}"] = values.map(lambda v: "none" if v is None else str(v))
+    return out
+
+
+def brushes(columns: dict[str, tuple[str, str]]) -> dict[str, alt.Parameter]:
+    """One selection per factor view: an x-interval brush for numbers, a click (shift for more) otherwise."""
+    out = {}
+    for f, (col, typ) in columns.items():
+        out[f] = (alt.selection_interval(name=f"brush_{col}", encodings=["x"]) if typ == "quantitative" else
+                  alt.selection_point(name=f"brush_{col}", fields=[col]))
+    return out
+
+
+def colour(colour_by: str, columns: dict[str, tuple[str, str]]) -> alt.Color:
+    if colour_by == "run":
+        return alt.Color("id:N", title="run", legend=alt.Legend(orient="bottom", columns=3, labelLimit=320))
+    col, typ = columns[colour_by]
+    return alt.Color(f"{col}:{typ[0].upper()}", title=colour_by,
+                     scale=alt.Scale(scheme="viridis") if typ == "quantitative" else alt.Undefined)
+
+
+def curves_chart(curve_df: pd.DataFrame, runs: pd.DataFrame, metric: str, colour_enc, predicate,
+                 lookup_cols: list[str], banded: bool) -> alt.Chart:
+    title = f"{METRIC_TITLE[metric]}: train solid, validation dashed; ◆ best validation epoch"
+    dash = alt.StrokeDash("split:N", sort=["train", "validation"], legend=alt.Legend(orient="bottom"),
+                          scale=alt.Scale(domain=["train", "validation"], range=[[1, 0], [6, 3]]))
+    base = alt.Chart(curve_df).transform_lookup(
+        lookup="id", from_=alt.LookupData(runs, "id", lookup_cols)).transform_filter(predicate)
+    x = alt.X("epoch:Q", title="epoch")
+    if banded:
+        line = base.mark_line().encode(x=x, y=alt.Y("mean:Q", title=METRIC_TITLE[metric], scale=alt.Scale(zero=False)),
+                                       color=colour_enc, strokeDash=dash, detail="id:N",
+                                       tooltip=["group:N", "split:N", "epoch:Q", alt.Tooltip("mean:Q", format=".4f"),
+                                                alt.Tooltip("lo:Q", format=".4f"), alt.Tooltip("hi:Q", format=".4f"),
+                                                "n:Q"])
+        area = base.transform_filter("datum.split == 'validation'").mark_area(opacity=0.18).encode(
+            x=x, y="lo:Q", y2="hi:Q", color=colour_enc, detail="id:N")
+        layers = [area, line]
+    else:
+        layers = [base.mark_line(strokeWidth=1.4).encode(
+            x=x, y=alt.Y("value:Q", title=METRIC_TITLE[metric], scale=alt.Scale(zero=False)), color=colour_enc,
+            strokeDash=dash, detail="id:N",
+            tooltip=["id:N", "split:N", "epoch:Q", alt.Tooltip("value:Q", format=".4f")])]
+    best = alt.Chart(runs[runs["shown"]]).transform_filter(predicate).mark_point(
+        shape="diamond", filled=True, size=70).encode(
+        x="best_epoch:Q", y="best:Q", color=colour_enc,
+        tooltip=["id:N", alt.Tooltip("best:Q", format=".4f", title="best validation"), "best_epoch:Q"])
+    return alt.layer(*layers, best).properties(title=title, height=300, width=760)
+
+
+def factor_chart(runs: pd.DataFrame, factor: str, col: str, typ: str, metric: str, brush, predicate,
+                 colour_enc) -> alt.Chart:
+    log = factor.endswith("lr") and typ == "quantitative" and (runs[col] > 0).all()
+    x = alt.X(f"{col}:{typ[0].upper()}", title=factor,
+              scale=alt.Scale(type="log") if log else (alt.Scale(zero=False) if typ == "quantitative" else alt.Undefined),
+              axis=alt.Axis(labelAngle=0, labelLimit=90) if typ == "nominal" else alt.Undefined)
+    y = alt.Y("best:Q", title=f"best val. {METRIC_TITLE[metric]}", scale=alt.Scale(zero=False))
+    ours = alt.Chart(runs).mark_circle(size=55, opacity=0.85).encode(
+        x=x, y=y, color=alt.condition(predicate, colour_enc, alt.value("#d0d0d0")),
+        tooltip=["id:N", alt.Tooltip(f"{col}:{typ[0].upper()}", title=factor), alt.Tooltip("best:Q", format=".4f")],
+    ).add_params(brush)
+    published = alt.Chart(runs).transform_filter("isValid(datum.published)").mark_point(
+        filled=False, size=120, color="black", strokeWidth=1.2).encode(
+        x=x, y="published:Q", tooltip=["id:N", "published_name:N", alt.Tooltip("published:Q", format=".4f")])
+    return alt.layer(ours, published).properties(width=220, height=170)
+
+
+def parallel_chart(runs: pd.DataFrame, columns: dict[str, tuple[str, str]], metric: str, predicate,
+                   lookup_cols: list[str]) -> alt.Chart:
+    """Parallel coordinates: each factor and the metric scaled to [0, 1] (lr on a log scale)."""
+    axes, long, labels = [*columns, f"best val. {METRIC_TITLE[metric]}"], [], []
+    for axis in axes:
+        col, typ = columns.get(axis, ("best", "quantitative"))
+        values = runs[col]
+        if typ == "quantitative":
+            v = values.astype(float)
+            if axis.endswith("lr") and (v > 0).all():
+                v = v.map(math.log10)
+            lo, hi = v.min(), v.max()
+            norm = (v - lo) / (hi - lo) if hi > lo else v * 0 + 0.5
+            ends = [(0.0, values[v.idxmin()]), (1.0, values[v.idxmax()])]
+        else:
+            cats = sorted(values.unique(), key=str)
+            norm = values.map({c: (i / (len(cats) - 1) if len(cats) > 1 else 0.5) for i, c in enumerate(cats)})
+            ends = [(i / (len(cats) - 1) if len(cats) > 1 else 0.5, c) for i, c in enumerate(cats)]
+        long += [{"id": rid, "axis": axis, "norm": n} for rid, n in zip(runs["id"], norm)]
+        labels += [{"axis": axis, "norm": n, "text": f"{t:.4g}" if isinstance(t, float) else str(t)} for n, t in ends]
+    lines = alt.Chart(pd.DataFrame(long)).transform_lookup(
+        lookup="id", from_=alt.LookupData(runs, "id", lookup_cols)).mark_line(strokeWidth=1.3).encode(
+        x=alt.X("axis:N", sort=axes, title=None, axis=alt.Axis(labelAngle=0, labelLimit=150, orient="top")),
+        y=alt.Y("norm:Q", axis=None), detail="id:N",
+        color=alt.condition(predicate, alt.Color("best:Q", scale=alt.Scale(scheme="viridis"),
+                                                 title=f"best val. {METRIC_TITLE[metric]}"), alt.value("#e0e0e0")),
+        opacity=alt.condition(predicate, alt.value(0.9), alt.value(0.3)), tooltip=["id:N"])
+    text = alt.Chart(pd.DataFrame(labels)).mark_text(align="left", dx=4, fontSize=10, color="#444").encode(
+        x=alt.X("axis:N", sort=axes), y="norm:Q", text="text:N")
+    return alt.layer(lines, text).properties(width=760, height=220, title="parallel coordinates")
+
+
+def brushed_ids(runs: pd.DataFrame, columns: dict[str, tuple[str, str]], selection: dict) -> list[str]:
+    """The runs inside every brush of the chart's returned selection (all of them where none is set)."""
+    keep = pd.Series(True, index=runs.index)
+    for f, (col, typ) in columns.items():
+        state = selection.get(f"brush_{col}")
+        if not state:
+            continue
+        if typ == "quantitative" and isinstance(state, dict) and col in state:
+            lo, hi = sorted(state[col])[:2]
+            keep &= runs[col].astype(float).between(lo, hi)
+        elif isinstance(state, list):
+            keep &= runs[col].isin([s.get(col) for s in state if isinstance(s, dict)])
+    return list(runs.loc[keep, "id"])
+
+
+def views_ui(rows: list[dict], selected: list[str], grouped: bool) -> None:
+    kinds = {r["kind"] for r in rows}
+    options = [m for m, (kind, _) in app.METRIC_KIND.items() if kind in kinds]
+    c1, c2 = st.columns([1, 2])
+    metric = c1.radio("metric", options, horizontal=True, format_func=METRIC_TITLE.get, key="cmp_metric")
+    kind = app.METRIC_KIND[metric][0]
+    factors = app.varying([r for r in rows if r["kind"] == kind])
+    colour_by = c2.selectbox("colour by", ["run", *factors], key="cmp_colour")
+    views = linked_views(app.store_fingerprint(), tuple(r["id"] for r in rows), tuple(selected), metric,
+                         colour_by, grouped)
+    if views is None:
+        st.info(f"No {kind} run has a finished epoch yet.")
+        return
+    spec, runs, columns, drawn = views
+    st.caption(f"{drawn} of {len(runs)} {kind} runs drawn"
+               + (" (the rows selected in the table)" if selected else "") + ", none left out. "
+               + ("Drag across a factor's chart to brush a range (click a category; shift-click for more): "
+                  "the other views and the curves keep only the runs inside every brush. Hollow circles: "
+                  "the study's published figure." if columns else ""))
+    names = [f"brush_{c}" for c, _ in columns.values()]
+    event = st.vega_lite_chart(spec, on_select="rerun" if names else "ignore", selection_mode=names or None,
+                               key=f"cmp_views_{metric}_{colour_by}_{grouped}")
+    selection = (event or {}).get("selection", {}) if names and isinstance(event, dict) else {}
+    if any(selection.get(n) for n in names):
+        inside = brushed_ids(runs, columns, selection)
+        st.markdown(f"**Brushed: {len(inside)} of {len(runs)} runs** — " + ", ".join(f"`{r}`" for r in inside[:12])
+                    + (" …" if len(inside) > 12 else ""))
+
+
+@st.cache_data(show_spinner="Drawing…", max_entries=32)
+def linked_views(fingerprint: tuple, ids: tuple, selected: tuple, metric: str, colour_by: str, grouped: bool):
+    """(Vega-Lite spec, per-run frame, factor columns, runs drawn) of the curves and factor views, or None.
+
+    Cached per store state and choices: building an Altair chart this size takes about a second.
+    """
+    kind = app.METRIC_KIND[metric][0]
+    wanted = set(ids)
+    rows = [r for r in app.compare_rows()[0] if r["id"] in wanted and r["kind"] == kind]
+    factors = app.varying(rows)
+    manifests = app.run_manifests([r["id"] for r in rows])
+    runs = []
+    for r in rows:
+        summary = app.run_metric(manifests[r["id"]], metric) if r["id"] in manifests else None
+        if summary is None:
+            continue
+        pub = app.published_value(r["published_values"], metric)
+        runs.append({"id": r["id"], **summary, "published": pub[1] if pub else None,
+                     "published_name": pub[0] if pub else None,
+                     **{f"f{i}": r["spec_flat"].get(f) for i, f in enumerate(factors)}})
+    if not runs:
+        return None
+    runs = pd.DataFrame(runs)
+    columns = factor_columns(runs, factors)
+    shown_ids = [r for r in selected if r in set(runs["id"])] or list(runs["id"])
+    runs["shown"] = runs["id"].isin(shown_ids)
+    curve_rows = app.curves({rid: manifests[rid] for rid in shown_ids}, metric)
+    if grouped:
+        groups = app.seed_groups([r for r in rows if r["id"] in set(shown_ids)])   # drawn as its first run
+        curve_df = pd.DataFrame(app.band(curve_rows, groups)).rename(columns={"group": "id"})
+        curve_df["group"] = curve_df["id"].map(lambda g: f"{g} (+{len(groups[g]) - 1} seeds)")
+    else:
+        curve_df = pd.DataFrame(curve_rows).rename(columns={"run": "id"})
+    params = brushes(columns)
+    predicate = functools.reduce(operator.and_, params.values()) if params else alt.datum.id != ""
+    enc = colour(colour_by, columns)
+    lookup_cols = [c for c, _ in columns.values()] + ["best"]
+    charts = [curves_chart(curve_df, runs, metric, enc, predicate, lookup_cols, grouped)]
+    if factors:
+        per_factor = [factor_chart(runs, f, col, typ, metric, params[f], predicate, enc)
+                      for f, (col, typ) in columns.items()]
+        charts.append(alt.concat(*per_factor, columns=3))
+        if len(factors) > 1:
+            charts.append(parallel_chart(runs, columns, metric, predicate, lookup_cols))
+    # Altair's schema validation would double the time; the spec is the same.
+    spec = alt.vconcat(*charts).resolve_scale(color="shared").to_dict(validate=False)
+    return spec, runs, columns, len(shown_ids)
+
+
+# ---- studies -----------------------------------------------------------------------------------
+def study_size_ui(name: str, running: dict | None) -> tuple[int | None, int | None]:
+    if running:
+        return running.get("epochs"), running.get("subset")
+    sizes = app.study_sizes(name)
+    fmt = {(None, None): "full size"}
+    return st.selectbox("size shown", sizes, format_func=lambda s: fmt.get(tuple(s)) or
+                        f"quick: {s[0] or 'all'} epochs on {s[1] or 'all'} images", key=f"size_{name}")
+
+
+def study_ui(studies: list) -> None:
+    st.header("Studies")
+    if not studies:
+        st.info("No study files in `studies/`.")
+        return
+    titles = {s.name: f"{s.name}: {s.title}" for s in studies}
+    chosen = st.session_state.get("cmp_study")
+    name = st.selectbox("study to run or watch", list(titles), format_func=titles.get, key="run_study",
+                        index=list(titles).index(chosen) if chosen in titles else 0)
+    running = app.running_study(name)
+
+    @st.fragment(run_every=3.0 if running else None)
+    def progress():
+        state = app.running_study(name)
+        epochs, subset = study_size_ui(name, state)
+        trials = pd.DataFrame(app.study_progress(name, epochs, subset))
+        done = (trials["status"] == "complete").sum()
+        if state:
+            st.info(f"Running since {pd.Timestamp(state.get('started', 0), unit='s'):%H:%M} UTC "
+                    f"(process {state.get('pid')}): {done} of {len(trials)} runs complete. "
+                    "Everyone who opens this page sees it; starting it again joins nothing and starts nothing.")
+            if st.button("Stop the study", key="stop_study", help="Its finished runs stay"):
+                st.toast(app.stop_study(name))
+        else:
+            st.caption(f"{done} of {len(trials)} runs of this size complete in the store.")
+        trials["progress"] = trials["epoch"] / trials["epochs"]
+        st.dataframe(trials[["label", "seed", "status", "progress", "epoch", "epochs", "metric", "value", "run_id"]],
+                     hide_index=True, key=f"trials_{name}", column_config={
+                         "progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+                         "value": st.column_config.NumberColumn("last val.", format="%.4f")})
+        if running and not state:
+            st.rerun(scope="app")                   # it ended: redraw the start form and the table
+    progress()
+    if running:
+        return
+    with st.form(f"start_{name}"):
+        st.markdown("Runs every trial not yet complete in the store on a local Ray instance, in the background "
+                    "(it goes on when this page closes). A quick size makes other runs than the full study's.")
+        c1, c2, c3 = st.columns(3)
+        quick = c1.toggle("quick size", value=True)
+        epochs = c2.number_input("epochs", 1, 500, 2)
+        subset = c3.number_input("training images", 100, 50_000, 2000, step=500)
+        if st.form_submit_button("Start the study", type="primary"):
+            st.session_state["study_message"] = app.start_study(name, *((epochs, subset) if quick else (None, None)))
+            st.rerun()
+    if "study_message" in st.session_state:
+        st.info(st.session_state.pop("study_message"))
+
+
+def compare() -> None:
+    st.title("Compare runs")
+    studies = app.studies()
+    rows, _ = app.compare_rows()
+    if not rows:
+        app.missing_models_message("the store has no runs to compare yet.")
+        study_ui(studies)
+        return
+    study, kinds, statuses, grouped = filters_ui(studies)
+    shown = [r for r in rows if r["kind"] in kinds and r["status"] in statuses
+             and (study == ALL_RUNS or study in r["studies"])]
+    if not shown:
+        st.info("No run matches these filters." + (" Start the study below." if study != ALL_RUNS else ""))
+        study_ui(studies)
+        return
+    factors = app.varying(shown)
+    df = table_frame(shown, factors, grouped)
+    st.caption(f"{len(df)} {'seed groups' if grouped else 'runs'}. Columns: the spec fields that vary among them, "
+               "then the validation metric (accuracy for classifiers, MSE for autoencoders): final, best and its "
+               "epoch. Click a header to sort; the toolbar above the table downloads it as CSV.")
+    selected = runs_table_ui(df, key=f"runs_table_{grouped}")
+    st.download_button("Download CSV", df.drop(columns=["open"]).to_csv(index=False).encode(),
+                       file_name=f"runs-{study.replace(' ', '-')}.csv", mime="text/csv")
+    links_ui(selected, {r["id"]: r["kind"] for r in shown})
+    st.header("Curves and factors")
+    views_ui(shown, selected, grouped)
+    study_ui(studies)
+
+
+compare()
