@@ -66,8 +66,8 @@ import torch  # noqa: E402  (after the router check: a page run alone stops befo
 
 from fmnist_core import CLASS_NAMES, CheckpointError, DataError, RunStore, SpecError  # noqa: E402
 from fmnist_core import load_fashion_mnist  # noqa: E402
-from fmnist_core.compare import (METRIC_KIND, band, curves, group_rows, published_value,  # noqa: E402,F401
-                                 run_metric, seed_groups, varying)
+from fmnist_core.compare import (METRIC_KIND, band, curves, factor_text, group_rows,  # noqa: E402,F401
+                                 published_value, run_metric, seed_groups, varying)
 from fmnist_core.config import REFERENCE_RESULTS  # noqa: E402
 from fmnist_core.evaluate import most_confused_pairs, normalized_confusion  # noqa: E402,F401
 from fmnist_core.latent import interpolate  # noqa: E402,F401
@@ -82,7 +82,7 @@ REFERENCE_PROTOCOL = "reference protocol (five runs)"
 
 __all__ = ["CLASS_NAMES", "REFERENCE_RESULTS", "SCHEME_DESCRIPTIONS", "SCHEMES", "PRESETS", "ImageInputError",
            "SpecError", "most_confused_pairs", "normalized_confusion", "interpolate", "preprocess", "preprocess_bytes",
-           "METRIC_KIND", "band", "curves", "group_rows", "published_value", "run_metric", "seed_groups", "varying"]
+           "METRIC_KIND", "band", "curves", "factor_text", "group_rows", "published_value", "run_metric", "seed_groups", "varying"]
 
 
 def store() -> RunStore:
@@ -540,6 +540,8 @@ def start_study(name: str, epochs: int | None, subset: int | None) -> str:
     The study's own lock decides: while another process runs it on this store, this one exits at
     once (code 3) and the page shows the one in progress.
     """
+    if running_study(name):
+        return "This study is already running; its progress is shown below."
     try:
         root = store().write_root
     except CheckpointError as e:
@@ -551,10 +553,10 @@ def start_study(name: str, epochs: int | None, subset: int | None) -> str:
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
-    for _ in range(30):                 # until it holds the study's lock, or exits
+    for _ in range(50):                 # until it holds the study's lock, or exits
         time.sleep(0.2)
         rc = proc.poll()
-        if rc is not None or running_study(name):
+        if rc is not None or (running_study(name) or {}).get("pid") == proc.pid:
             break
     if rc == 3:
         return "This study is already running; its progress is shown below."

@@ -37,6 +37,21 @@ def study_index(store, studies, sizes: dict[str, list[tuple]] | None = None) -> 
     return out
 
 
+def factor_text(field: str, value):
+    """A factor's value as the table shows it: scalars as they are, layer lists in short."""
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return "derived" if value is None and field == "decoder.layers" else value
+    if field == "encoder.blocks":
+        text = "-".join(str(b.get("channels")) for b in value)
+        odd = [k for k, default in (("kernel", 3), ("padding", 1)) if any(b.get(k) != default for b in value)]
+        return text + "".join(f" {k} " + "/".join(str(b.get(k)) for b in value) for k in odd)
+    if field == "decoder.layers":
+        return f"{len(value)} layers"
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
+        return "-".join(map(str, value)) or "none"
+    return repr(value)
+
+
 def spec_factors(spec_dicts: list[dict]) -> list[str]:
     """Dotted spec fields whose values differ between these runs, in spec order."""
     flat = [flat_spec(d) for d in spec_dicts]
@@ -102,8 +117,7 @@ def runs_table(store, studies=(), run_ids: list[str] | None = None,
     for row in rows:
         flat = row["spec_flat"] = row.pop("_flat")
         for f in factors:
-            v = flat.get(f)
-            row[f] = v if isinstance(v, (int, float, str, bool)) or v is None else repr(v)
+            row[f] = factor_text(f, flat.get(f))
     return rows, factors
 
 

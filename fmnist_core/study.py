@@ -366,10 +366,13 @@ def trial_status(study: Study, store, epochs: int | None = None, subset: int | N
     """Per run of the study at this size: label, seed, run id, status (missing, partial, training,
     complete), epochs done of epochs, and the last epoch's validation metric (name, value)."""
     out = []
+    stored = set(store.run_ids())
+    by_hash = {r.rsplit("-", 1)[-1]: r for r in stored}          # store.find without a scan per run
+    training_now = set(store.training_now())
     for t, seed, spec in study.specs(epochs, subset):
-        rid = store.find(spec) or spec.run_id
-        m = store.manifest(rid) if store.folder(rid) else None
-        training = store.is_training(rid)
+        rid = spec.run_id if spec.run_id in stored else by_hash.get(spec.spec_hash, spec.run_id)
+        m = store.manifest(rid) if rid in stored else None
+        training = rid in training_now
         last = m["history"][-1] if m and m["history"] else {}
         key = "val_acc" if spec.kind == "classifier" else "val_loss"
         if training:

@@ -22,7 +22,7 @@ def filters_ui(studies: list) -> tuple[str, list[str], list[str], bool]:
     asked = st.query_params.get("study")
     if asked in names and "cmp_study" not in st.session_state:
         st.session_state["cmp_study"] = asked
-    c1, c2, c3, c4 = st.columns([3, 2, 2, 1.3])
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 1.6])
     study = c1.selectbox("study", names, format_func=lambda n: titles.get(n, n), key="cmp_study")
     kinds = c2.multiselect("kind", ["classifier", "autoencoder"], default=["classifier", "autoencoder"])
     statuses = c3.multiselect("status", STATUSES, default=STATUSES)
@@ -45,7 +45,7 @@ def table_frame(rows: list[dict], factors: list[str], grouped: bool) -> pd.DataF
         rows = app.group_rows(rows, app.seed_groups(rows),
                           ("final", "best", "gap", "wall_time_s"))
         cols = {**cols, "seeds": "seeds", "best_std": "best ± std"}
-    df = pd.DataFrame([{**r, **{f: r["spec_flat"].get(f) for f in factors}} for r in rows])
+    df = pd.DataFrame([{**r, **{f: app.factor_text(f, r["spec_flat"].get(f)) for f in factors}} for r in rows])
     df["progress"] = df["epochs_done"].astype(str) + "/" + df["epochs"].astype(str)
     for f in factors:          # mixed values (None and numbers, lists) shown as text
         if f in df and df[f].map(type).nunique() > 1:
@@ -115,11 +115,14 @@ def brushes(columns: dict[str, tuple[str, str]]) -> dict[str, alt.Parameter]:
     return out
 
 
-def colour(colour_by: str, columns: dict[str, tuple[str, str]]) -> alt.Color:
+def colour(colour_by: str, columns: dict[str, tuple[str, str]], legend: bool) -> alt.Color:
+    """The colour of every view: per run (a legend only for a dozen runs or fewer; tooltips name them
+    all), or per value of a factor."""
     if colour_by == "run":
-        return alt.Color("id:N", title="run", legend=alt.Legend(orient="bottom", columns=3, labelLimit=320))
+        return alt.Color("id:N", title="run", legend=alt.Legend(orient="bottom", columns=3, labelLimit=320)
+                         if legend else None)
     col, typ = columns[colour_by]
-    return alt.Color(f"{col}:{typ[0].upper()}", title=colour_by,
+    return alt.Color(f"{col}:{typ[0].upper()}", title=colour_by, legend=alt.Legend(orient="right") if legend else None,
                      scale=alt.Scale(scheme="viridis") if typ == "quantitative" else alt.Undefined)
 
 
@@ -191,7 +194,8 @@ def parallel_chart(runs: pd.DataFrame, columns: dict[str, tuple[str, str]], metr
         labels += [{"axis": axis, "norm": n, "text": f"{t:.4g}" if isinstance(t, float) else str(t)} for n, t in ends]
     lines = alt.Chart(pd.DataFrame(long)).transform_lookup(
         lookup="id", from_=alt.LookupData(runs, "id", lookup_cols)).mark_line(strokeWidth=1.3).encode(
-        x=alt.X("axis:N", sort=axes, title=None, axis=alt.Axis(labelAngle=0, labelLimit=150, orient="top")),
+        x=alt.X("axis:N", sort=axes, title=None,
+                axis=alt.Axis(labelAngle=-20, labelAlign="left", labelLimit=170, orient="top")),
         y=alt.Y("norm:Q", axis=None), detail="id:N",
         color=alt.condition(predicate, alt.Color("best:Q", scale=alt.Scale(scheme="viridis"),
                                                  title=f"best val. {METRIC_TITLE[metric]}"), alt.value("#e0e0e0")),
@@ -264,7 +268,7 @@ def linked_views(fingerprint: tuple, ids: tuple, selected: tuple, metric: str, c
         pub = app.published_value(r["published_values"], metric)
         runs.append({"id": r["id"], **summary, "published": pub[1] if pub else None,
                      "published_name": pub[0] if pub else None,
-                     **{f"f{i}": r["spec_flat"].get(f) for i, f in enumerate(factors)}})
+                     **{f"f{i}": app.factor_text(f, r["spec_flat"].get(f)) for i, f in enumerate(factors)}})
     if not runs:
         return None
     runs = pd.DataFrame(runs)
@@ -277,20 +281,22 @@ def linked_views(fingerprint: tuple, ids: tuple, selected: tuple, metric: str, c
         curve_df = pd.DataFrame(app.band(curve_rows, groups)).rename(columns={"group": "id"})
         curve_df["group"] = curve_df["id"].map(lambda g: f"{g} (+{len(groups[g]) - 1} seeds)")
     else:
-        curve_df = pd.DataFrame(curve_rows).rename(columns={"run": "id"})
+        curve_df = pd.DataFrame(curve_rows).rename(columns={"run": "id"}).round({"value": 5})
     params = brushes(columns)
     predicate = functools.reduce(operator.and_, params.values()) if params else alt.datum.id != ""
-    enc = colour(colour_by, columns)
+    enc = colour(colour_by, columns, legend=colour_by != "run" or len(shown_ids) <= 12)
+    quiet = colour(colour_by, columns, legend=False)      # the factor views repeat no legend
     lookup_cols = [c for c, _ in columns.values()] + ["best"]
     charts = [curves_chart(curve_df, runs, metric, enc, predicate, lookup_cols, grouped)]
     if factors:
-        per_factor = [factor_chart(runs, f, col, typ, metric, params[f], predicate, enc)
+        per_factor = [factor_chart(runs, f, col, typ, metric, params[f], predicate, quiet)
                       for f, (col, typ) in columns.items()]
         charts.append(alt.concat(*per_factor, columns=3))
         if len(factors) > 1:
             charts.append(parallel_chart(runs, columns, metric, predicate, lookup_cols))
-    # Altair's schema validation would double the time; the spec is the same.
-    spec = alt.vconcat(*charts).resolve_scale(color="shared").to_dict(validate=False)
+    # Every run drawn (no 5,000-row cap); Altair's schema validation would double the time.
+    with alt.data_transformers.enable("default", max_rows=None):
+        spec = alt.vconcat(*charts).resolve_scale(color="shared").to_dict(validate=False)
     return spec, runs, columns, len(shown_ids)
 
 

@@ -12,15 +12,18 @@ def matrix_chart(conf: np.ndarray, name: str) -> alt.Chart:
     df = pd.DataFrame({"true": np.repeat(app.CLASS_NAMES, n), "predicted": np.tile(app.CLASS_NAMES, n),
                        "share": conf.ravel()})
     pick = alt.selection_point(name="cell", fields=["true", "predicted"], on="click")
+    # Every class name on both axes: Vega drops overlapping labels by default, which hid half of them.
+    axis = dict(labelOverlap=False, labelLimit=120, labelFontSize=11)
     base = alt.Chart(df).encode(
-        x=alt.X("predicted:N", sort=list(app.CLASS_NAMES)), y=alt.Y("true:N", sort=list(app.CLASS_NAMES)))
+        x=alt.X("predicted:N", sort=list(app.CLASS_NAMES), axis=alt.Axis(labelAngle=-40, **axis)),
+        y=alt.Y("true:N", sort=list(app.CLASS_NAMES), axis=alt.Axis(**axis)))
     rect = base.mark_rect().encode(
         color=alt.Color("share:Q", scale=alt.Scale(domain=[0, 1], scheme="blues"), title="share of row"),
         tooltip=["true", "predicted", alt.Tooltip("share:Q", format=".3f")]).add_params(pick)
     text = base.mark_text(fontSize=9).encode(
         text=alt.Text("share:Q", format=".2f"),
         color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("black")))
-    return (rect + text).properties(title=name, height=330)
+    return (rect + text).properties(title=name, height=420)
 
 
 def confusion() -> None:
