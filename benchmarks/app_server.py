@@ -22,7 +22,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # URL path -> the page's title (its first heading).
 PAGES = {"": "Fashion-MNIST representation explorer", "training": "Training",
          "reconstructions": "Reconstructions", "latent_space": "Latent space",
-         "confusion": "Confusion matrices", "classify": "Classify your own garment"}
+         "confusion": "Confusion matrices", "classify": "Classify your own garment", "compare": "Compare runs"}
 
 # Streamlit shows its status widget while a script run is in progress.
 RUN_FINISHED = "!document.querySelector('[data-testid=\"stStatusWidget\"]')"

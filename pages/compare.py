@@ -1,6 +1,7 @@
 """Compare: every run in one table, their curves overlaid, factors against results with linked brushes,
 and the reference studies started, watched and stopped from here."""
 import functools
+import hashlib
 import math
 import operator
 
@@ -240,8 +241,10 @@ def views_ui(rows: list[dict], selected: list[str], grouped: bool) -> None:
                   "the other views and the curves keep only the runs inside every brush. Hollow circles: "
                   "the study's published figure." if columns else ""))
     names = [f"brush_{c}" for c, _ in columns.values()]
+    # A new element for other runs: Streamlit would otherwise keep the old data in the drawn view.
+    drawn_key = hashlib.sha1(",".join(selected).encode()).hexdigest()[:8]
     event = st.vega_lite_chart(spec, on_select="rerun" if names else "ignore", selection_mode=names or None,
-                               key=f"cmp_views_{metric}_{colour_by}_{grouped}")
+                               key=f"cmp_views_{metric}_{colour_by}_{grouped}_{drawn_key}")
     selection = (event or {}).get("selection", {}) if names and isinstance(event, dict) else {}
     if any(selection.get(n) for n in names):
         inside = brushed_ids(runs, columns, selection)

@@ -1,4 +1,5 @@
 """Every page runs under AppTest, with and without runs; the run picker and its URL parameters."""
+import json
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,72 @@ def test_damaged_checkpoint_is_named_and_nothing_runs_from_it(trained_store, tin
     assert bad.name in text and "damaged" in text
     titles = chart_titles(at)
     assert len(titles) == 3 and not any(t.startswith("finetune") for t in titles)
+
+
+# ---- Compare ----------------------------------------------------------------------------------
+def test_compare_over_the_shipped_runs_shows_factors_results_and_published_values(monkeypatch):
+    from fmnist_core.runs import DEFAULT_DIR
+    monkeypatch.setenv("FMNIST_CHECKPOINTS", str(DEFAULT_DIR))
+    at = run_page("pages/compare.py", study="r2026-table1")
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert {"init", "frozen", "final", "best", "best epoch", "gap", "published"} <= set(table.columns)
+    assert "optimizer.lr" not in table.columns                       # only what varies is a column
+    ft = table.set_index("trial").loc["r2026-table1: finetune"]
+    assert ft["published"] == 0.9276 and 0.9 < ft["best"] <= 1 and 1 <= ft["best epoch"] <= 50
+    assert len(charts(at)) == 1                                      # curves, factor views, parallel coords
+    spec = json.loads(charts(at)[0].proto.spec)
+    params = [p["name"] for p in spec["params"]]                     # Altair lifts them to the top
+    assert sorted(params) == ["brush_f0", "brush_f1"]               # init, frozen: one view each
+    assert any("4 of 4 classifier runs drawn" in c.value for c in at.caption)
+    trials = at.dataframe[1].value                                   # Table I at 3 seeds: seed 0 shipped
+    assert len(trials) == 15 and set(trials.loc[trials["seed"] == 0, "status"]) == {"complete"}
+
+
+def test_compare_with_an_empty_store_says_how_to_get_runs(without_store):
+    at = run_page("pages/compare.py")
+    assert not at.exception, at.exception
+    assert any("fmnist_core train" in w.value for w in at.warning)
+    assert any(h.value == "Studies" for h in at.header)                # a study can be started from here
+
+
+def test_compare_with_a_partial_study_and_a_study_running(with_store, tiny_ids):
+    from fmnist_core.study import acquire_study
+    # The tiny runs are Table I at 2 epochs on 1,200 images, seed 0: a third of that study at that size.
+    lock = acquire_study(with_store, "r2026-table1", {"epochs": 2, "subset": 1200, "started": 0})
+    try:
+        at = run_page("pages/compare.py", study="r2026-table1")
+        assert not at.exception, at.exception
+        assert sorted(at.dataframe[0].value["run"]) == sorted(tiny_ids.values())
+        trials = at.dataframe[1].value
+        assert len(trials) == 15 and (trials["status"] == "complete").sum() == 5
+        assert set(trials.loc[trials["seed"] > 0, "status"]) == {"missing"}
+        assert any("Running since" in i.value for i in at.info)
+        assert at.button(key="stop_study")                            # a stop, not a second start
+        assert not any(b.label == "Start the study" for b in at.button)
+    finally:
+        lock.release()
+    at = run_page("pages/compare.py", study="r2026-table1")
+    assert any(b.label == "Start the study" for b in at.button)
+
+
+@pytest.mark.parametrize("runs,limit_s", [(None, 2.0), (200, 3.0)])
+def test_compare_renders_fast_after_its_first_visit(tmp_path, monkeypatch, runs, limit_s):
+    import time
+    from benchmarks.compare_page import synthetic_store
+    from fmnist_core.runs import DEFAULT_DIR
+    root = DEFAULT_DIR
+    if runs:
+        root = tmp_path / "many"
+        synthetic_store(root, runs)
+    monkeypatch.setenv("FMNIST_CHECKPOINTS", str(root))
+    at = run_page("pages/compare.py")
+    assert not at.exception, at.exception
+    times = []
+    for _ in range(2):
+        at.switch_page("pages/overview.py").run()
+        t0 = time.perf_counter()
+        at.switch_page("pages/compare.py").run()
+        times.append(time.perf_counter() - t0)
+    assert not at.exception and len(at.dataframe[0].value) == (runs or len(at.dataframe[0].value))
+    assert min(times) < limit_s, times

@@ -154,3 +154,56 @@ def test_a_sketch_drawn_on_the_canvas_is_classified_by_all_four(server, page):
         page.locator("[data-testid='stMetric']", has_text=name).first.wait_for(timeout=60_000)
     assert page.get_by_text("What the models see").count() == 1
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+# ---- Compare: table selection, brushing, links (12 generated runs: manifests only) ------------------
+VALIDATION_CURVES = """() => new Set(Array.from(document.querySelectorAll(
+    ".vega-embed svg path[aria-label*='split: validation']")).map(p => /id: ([^;]+)/.exec(p.getAttribute('aria-label'))[1])).size"""
+
+
+@pytest.fixture(scope="module")
+def compare_server(tmp_path_factory):
+    from benchmarks.compare_page import synthetic_store
+    root = tmp_path_factory.mktemp("compare-store")
+    synthetic_store(root, 12)                        # lr and dropout vary among them
+    with serve_app(root) as url:
+        yield url
+
+
+def test_compare_selects_runs_brushes_a_factor_and_opens_a_run(compare_server):
+    import re
+    with chromium_page() as pg:
+        pg.goto(f"{compare_server}/compare")
+        wait_until_rendered(pg, PAGES["compare"])
+        pg.locator(".vega-embed svg").first.wait_for(timeout=60_000)
+        assert pg.evaluate(VALIDATION_CURVES) == 12                  # nothing selected: every run drawn
+        # Two rows ticked in the table (a canvas grid: rows are 35 px under a 35 px header).
+        box = pg.locator("[data-testid='stDataFrame']").first.bounding_box()
+        for row in (0, 1):
+            pg.mouse.click(box["x"] + 20, box["y"] + 35 * (row + 1) + 17)
+            pg.get_by_text(f"{row + 1} of 12 classifier runs drawn").wait_for(timeout=30_000)
+        pg.wait_for_function(VALIDATION_CURVES + " === 2", timeout=30_000)
+        pg.wait_for_function(RUN_FINISHED, timeout=30_000)
+        # A brush across the left half of the lr view.
+        axis = pg.locator(".vega-embed svg [aria-label^=\"X-axis titled 'optimizer.lr'\"]").first
+        axis.scroll_into_view_if_needed()
+        points = [p.bounding_box() for p in pg.locator(".vega-embed svg path[aria-label^='optimizer.lr']").all()]
+        assert len(points) == 12
+        y = sum(p["y"] + p["height"] / 2 for p in points) / len(points)
+        xs = sorted(p["x"] + p["width"] / 2 for p in points)
+        pg.mouse.move(xs[0] + 2, y)
+        pg.mouse.down()
+        pg.mouse.move((xs[0] + xs[-1]) / 2, y, steps=8)
+        pg.mouse.up()
+        brushed = pg.get_by_text(re.compile(r"Brushed: \d+ of 12 runs"))
+        brushed.wait_for(timeout=30_000)
+        k = int(re.search(r"Brushed: (\d+)", brushed.inner_text()).group(1))
+        assert 0 < k < 12
+        # One click opens the first selected run on Training, through the run picker's parameter.
+        link = pg.get_by_role("link", name=re.compile("^Training: "))
+        run_id = link.inner_text().split("Training: ")[1].strip()
+        link.click()
+        wait_until_rendered(pg, PAGES["training"])
+        assert pg.url.endswith(f"/training?run={run_id}")
+        pg.get_by_text(f"Run {run_id}").first.wait_for(timeout=30_000)
+        assert pg.locator("[data-testid='stException']").count() == 0

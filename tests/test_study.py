@@ -242,3 +242,18 @@ def test_a_real_local_cluster_receives_a_study_by_address(tmp_path, ray_cluster)
     assert summary["completed"] == 2 and summary["ray_address"].endswith(ray_cluster.split(":")[1])
     store = RunStore(ck)
     assert len(store.run_ids()) == 2 and all(store.verify(r)["complete"] for r in store.run_ids())
+
+
+def test_a_study_already_running_on_a_store_is_refused_at_once(tmp_path, capsys):
+    from fmnist_core.__main__ import main
+    from fmnist_core.study import acquire_study, running_study
+    store = RunStore(tmp_path / "ck")
+    lock = acquire_study(store, "tutorial", {"epochs": 1, "subset": 600})
+    try:
+        assert running_study(store, "tutorial")["pid"] == os.getpid()
+        t0 = time.time()
+        assert main(["study", "run", "tutorial", "--checkpoints", str(store.root), "--epochs", "1"]) == 3
+        assert "already running" in capsys.readouterr().err and time.time() - t0 < 5   # no Ray started
+    finally:
+        lock.release()
+    assert running_study(store, "tutorial") is None
