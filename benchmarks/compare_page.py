@@ -1,6 +1,6 @@
 """How fast the Compare page renders: over the shipped runs, and over a store of N generated runs.
 
-    .venv/bin/python benchmarks/compare_page.py [--runs 200] [--browser] [--screenshot DIR] [--out FILE]
+    .venv/bin/python benchmarks/compare_page.py [--runs 200] [--checkpoints DIR] [--browser] [--screenshot DIR] [--out FILE]
 
 Server side (AppTest, the page's whole script run): the first visit, then a later one. With
 --browser, the real server in headless Chromium (Debian's chromium): from navigation until the
@@ -106,6 +106,7 @@ def browser_seconds(checkpoints: str | os.PathLike, screenshot: Path | None = No
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--checkpoints", type=Path, default=DEFAULT_DIR, help="the shipped store (default checkpoints/)")
     ap.add_argument("--browser", action="store_true")
     ap.add_argument("--screenshot", type=Path, default=None, help="a folder for compare-*.png")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compare-page.json")
@@ -114,7 +115,7 @@ def main() -> None:
               "command": "benchmarks/compare_page.py " + " ".join(sys.argv[1:])}
     with tempfile.TemporaryDirectory() as tmp:
         synthetic_store(tmp, args.runs)
-        for name, root in (("shipped", DEFAULT_DIR), (f"generated_{args.runs}", Path(tmp))):
+        for name, root in (("shipped", args.checkpoints), (f"generated_{args.runs}", Path(tmp))):
             result[name] = {"apptest_s": apptest_seconds(root)}
             if args.browser or args.screenshot:
                 shot = args.screenshot / f"compare-{name}.png" if args.screenshot else None

@@ -161,7 +161,7 @@ def factor_chart(runs: pd.DataFrame, factor: str, col: str, typ: str, metric: st
     log = factor.endswith("lr") and typ == "quantitative" and (runs[col] > 0).all()
     x = alt.X(f"{col}:{typ[0].upper()}", title=factor,
               scale=alt.Scale(type="log") if log else (alt.Scale(zero=False) if typ == "quantitative" else alt.Undefined),
-              axis=alt.Axis(labelAngle=0, labelLimit=90) if typ == "nominal" else alt.Undefined)
+              axis=alt.Axis(labelAngle=-30, labelAlign="right", labelLimit=120) if typ == "nominal" else alt.Undefined)
     y = alt.Y("best:Q", title=f"best val. {METRIC_TITLE[metric]}", scale=alt.Scale(zero=False))
     ours = alt.Chart(runs).mark_circle(size=55, opacity=0.85).encode(
         x=x, y=y, color=alt.condition(predicate, colour_enc, alt.value("#d0d0d0")),

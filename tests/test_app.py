@@ -208,3 +208,8 @@ def test_compare_renders_fast_after_its_first_visit(tmp_path, monkeypatch, runs,
         times.append(time.perf_counter() - t0)
     assert not at.exception and len(at.dataframe[0].value) == (runs or len(at.dataframe[0].value))
     assert min(times) < limit_s, times
+    if runs:                                  # 5 seeds of each setting: one row per group, mean ± std
+        at.toggle[0].set_value(True).run()
+        table = at.dataframe[0].value
+        assert not at.exception and len(table) == runs // 5 and set(table["seeds"]) == {5}
+        assert (table["best ± std"] > 0).all() and "seed" not in table.columns

@@ -1,5 +1,7 @@
 """End to end: the real server in headless Chromium (Debian's `chromium`), every page, and an upload."""
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,21 +172,24 @@ def compare_server(tmp_path_factory):
         yield url
 
 
-def test_compare_selects_runs_brushes_a_factor_and_opens_a_run(compare_server):
+def test_compare_selects_runs_brushes_a_factor_and_opens_a_run(compare_server, page):
     import re
-    with chromium_page() as pg:
-        pg.goto(f"{compare_server}/compare")
-        wait_until_rendered(pg, PAGES["compare"])
-        pg.locator(".vega-embed svg").first.wait_for(timeout=60_000)
-        assert pg.evaluate(VALIDATION_CURVES) == 12                  # nothing selected: every run drawn
-        # Two rows ticked in the table (a canvas grid: rows are 35 px under a 35 px header).
-        box = pg.locator("[data-testid='stDataFrame']").first.bounding_box()
-        for row in (0, 1):
-            pg.mouse.click(box["x"] + 20, box["y"] + 35 * (row + 1) + 17)
-            pg.get_by_text(f"{row + 1} of 12 classifier runs drawn").wait_for(timeout=30_000)
-        pg.wait_for_function(VALIDATION_CURVES + " === 2", timeout=30_000)
-        pg.wait_for_function(RUN_FINISHED, timeout=30_000)
-        # A brush across the left half of the lr view.
+    pg = page                              # the module's browser page: one Playwright per process
+    pg.goto(f"{compare_server}/compare")
+    wait_until_rendered(pg, PAGES["compare"])
+    pg.locator(".vega-embed svg").first.wait_for(timeout=60_000)
+    assert pg.evaluate(VALIDATION_CURVES) == 12                  # nothing selected: every run drawn
+    # Two rows ticked in the table (a canvas grid: rows are 35 px under a 35 px header).
+    box = pg.locator("[data-testid='stDataFrame']").first.bounding_box()
+    for row in (0, 1):
+        pg.mouse.click(box["x"] + 20, box["y"] + 35 * (row + 1) + 17)
+        pg.get_by_text(f"{row + 1} of 12 classifier runs drawn").wait_for(timeout=30_000)
+    pg.wait_for_function(VALIDATION_CURVES + " === 2", timeout=30_000)
+    pg.wait_for_function(RUN_FINISHED, timeout=30_000)
+    # A brush across the left half of the lr view (a second try if a late redraw swallowed the first).
+    brushed = pg.get_by_text(re.compile(r"Brushed: \d+ of 12 runs"))
+    for attempt in range(2):
+        pg.wait_for_timeout(500)
         axis = pg.locator(".vega-embed svg [aria-label^=\"X-axis titled 'optimizer.lr'\"]").first
         axis.scroll_into_view_if_needed()
         points = [p.bounding_box() for p in pg.locator(".vega-embed svg path[aria-label^='optimizer.lr']").all()]
@@ -195,15 +200,20 @@ def test_compare_selects_runs_brushes_a_factor_and_opens_a_run(compare_server):
         pg.mouse.down()
         pg.mouse.move((xs[0] + xs[-1]) / 2, y, steps=8)
         pg.mouse.up()
-        brushed = pg.get_by_text(re.compile(r"Brushed: \d+ of 12 runs"))
-        brushed.wait_for(timeout=30_000)
-        k = int(re.search(r"Brushed: (\d+)", brushed.inner_text()).group(1))
-        assert 0 < k < 12
-        # One click opens the first selected run on Training, through the run picker's parameter.
-        link = pg.get_by_role("link", name=re.compile("^Training: "))
-        run_id = link.inner_text().split("Training: ")[1].strip()
-        link.click()
-        wait_until_rendered(pg, PAGES["training"])
-        assert pg.url.endswith(f"/training?run={run_id}")
-        pg.get_by_text(f"Run {run_id}").first.wait_for(timeout=30_000)
-        assert pg.locator("[data-testid='stException']").count() == 0
+        try:
+            brushed.wait_for(timeout=20_000)
+            break
+        except Exception:
+            if attempt:
+                pg.screenshot(path=str(Path(tempfile.gettempdir()) / "compare-brush-failed.png"))
+                raise
+    k = int(re.search(r"Brushed: (\d+)", brushed.inner_text()).group(1))
+    assert 0 < k < 12
+    # One click opens the first selected run on Training, through the run picker's parameter.
+    link = pg.get_by_role("link", name=re.compile("^Training: "))
+    run_id = link.inner_text().split("Training: ")[1].strip()
+    link.click()
+    wait_until_rendered(pg, PAGES["training"])
+    assert pg.url.endswith(f"/training?run={run_id}")
+    pg.get_by_text(f"Run {run_id}").first.wait_for(timeout=30_000)
+    assert pg.locator("[data-testid='stException']").count() == 0
