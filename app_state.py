@@ -415,18 +415,28 @@ def start_training(name: str, overrides: dict, device: str) -> str:
         cmd += ["--preset", name]
     for k, v in overrides.items():
         cmd += ["--set", f"{k}={'none' if v is None else v}"]     # parsed as TOML; a bare word stays a string
-    log_path = root / "train.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    time.sleep(1.0)
-    rc = proc.poll()
+    rc, last_line = _launch(cmd, root / "train.log", started=lambda proc: False, wait_s=1.0)
     if rc == 3:
         return "One of these runs is already training; its progress is shown below."
     if rc not in (None, 0):
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
-        return f"Training did not start: {tail[0]}"
+        return f"Training did not start: {last_line}"
     return "Training started."
+
+
+def _launch(cmd: list[str], log_path: Path, started, wait_s: float) -> tuple[int | None, str]:
+    """Start `cmd` in a session of its own (it outlives the page and its stop signal reaches its
+    children), its output appended to `log_path`; wait up to `wait_s` seconds until `started(proc)`
+    or it exits. Returns (exit code, None while it runs; the log's last line)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and proc.poll() is None and not started(proc):
+        time.sleep(0.2)
+    rc = proc.poll()
+    last = log_path.read_text(errors="replace").strip().splitlines()[-1:] if rc not in (None, 0) else []
+    return rc, (last or ["?"])[0]
 
 
 def stop_training(pid: int) -> str:
@@ -476,8 +486,10 @@ def store_fingerprint() -> tuple:
     return tuple(marks), tuple(s.training_now()), tuple(str(r) for r in s.roots)
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_resource(show_spinner=False)
 def _studies() -> list:
+    # A resource, not data: one set of Study objects (immutable, with their specs memoized) for every
+    # session, not a copy per call.
     from fmnist_core.study import list_studies
     return list_studies()
 
@@ -548,21 +560,12 @@ def start_study(name: str, epochs: int | None, subset: int | None) -> str:
         return f"Cannot run the study: {e}"
     cmd = [sys.executable, "-m", "fmnist_core", "study", "run", name, "--checkpoints", str(root), "--json"]
     cmd += ["--epochs", str(epochs)] * (epochs is not None) + ["--subset", str(subset)] * (subset is not None)
-    log_path = root / ".studies" / f"{name}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    for _ in range(50):                 # until it holds the study's lock, or exits
-        time.sleep(0.2)
-        rc = proc.poll()
-        if rc is not None or (running_study(name) or {}).get("pid") == proc.pid:
-            break
+    rc, last_line = _launch(cmd, root / ".studies" / f"{name}.log", wait_s=10.0,   # until it holds the lock
+                            started=lambda proc: (running_study(name) or {}).get("pid") == proc.pid)
     if rc == 3:
         return "This study is already running; its progress is shown below."
     if rc not in (None, 0):
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
-        return f"The study did not start: {tail[0]}"
+        return f"The study did not start: {last_line}"
     return "Study started."
 
 

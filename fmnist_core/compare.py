@@ -25,13 +25,10 @@ def study_index(store, studies, sizes: dict[str, list[tuple]] | None = None) -> 
     size is always included.
     """
     out: dict[str, list[dict]] = {}
-    stored = store.run_ids()
-    by_hash = {rid.rsplit("-", 1)[-1]: rid for rid in stored}     # store.find, without a scan per spec
-    stored = set(stored)
     for study in studies:
         for epochs, subset in (sizes or {}).get(study.name, [(None, None)]):
             for trial, seed, spec in study.specs(epochs, subset):
-                rid = spec.run_id if spec.run_id in stored else by_hash.get(spec.spec_hash, spec.run_id)
+                rid = store.find(spec) or spec.run_id
                 out.setdefault(rid, []).append({"study": study.name, "label": trial.label, "seed": seed,
                                                 "published": dict(trial.published)})
     return out

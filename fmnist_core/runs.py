@@ -102,12 +102,28 @@ def selected_record(m: dict) -> dict | None:
     return h[-1]
 
 
+def is_locked(path: Path) -> bool:
+    """Whether a live process holds the OS file lock at `path` (a lock frees itself when its holder dies)."""
+    if not path.exists():
+        return False
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError:                    # a read-only folder: nobody can be training there
+        return False
+    lock.release()
+    return False
+
+
 class RunStore:
     def __init__(self, root: str | os.PathLike | None = None):
         explicit = root or os.environ.get(CHECKPOINT_ENV)
         self.explicit = bool(explicit)
         self.roots = [Path(explicit)] if explicit else [DEFAULT_DIR, user_dir()]
         self._write_root: Path | None = None
+        self._by_hash: tuple[tuple, dict[str, list[str]]] = ((), {})
 
     def __repr__(self) -> str:
         return f"RunStore({', '.join(map(str, self.roots))})"
@@ -163,12 +179,26 @@ class RunStore:
         folder = self.folder(run_id)
         return _read_manifest(folder / MANIFEST) if folder else None
 
+    def _folders_by_hash(self) -> dict[str, list[str]]:
+        """spec hash -> run folder names, rebuilt only when a root's listing changes (its mtime)."""
+        key = tuple((str(r), r.stat().st_mtime_ns) for r in self.roots if r.is_dir())
+        if key != self._by_hash[0]:
+            index: dict[str, list[str]] = {}
+            for r in self.roots:
+                for entry in (os.scandir(r) if r.is_dir() else ()):
+                    if entry.is_dir() and "-" in entry.name:
+                        index.setdefault(entry.name.rsplit("-", 1)[1], []).append(entry.name)
+            self._by_hash = (key, index)
+        return self._by_hash[1]
+
     def find(self, spec: RunSpec) -> str | None:
-        """The id of a stored run of this spec (any name), or None."""
+        """The id of a stored run of this spec (any name), or None. Cheap: one stat per root and per
+        candidate, so callers may ask it for every trial of every study."""
         if self.folder(spec.run_id):
             return spec.run_id
-        suffix = "-" + spec.spec_hash
-        return next((rid for rid in self.run_ids() if rid.endswith(suffix)), None)
+        # A folder is indexed when it is made; whether it holds a manifest yet is checked here.
+        return next((rid for rid in sorted(self._folders_by_hash().get(spec.spec_hash, ())) if self.folder(rid)),
+                    None)
 
     def resolve(self, ref: str) -> str:
         """A run id from an id, a unique id prefix, or a name; CheckpointError naming the choices."""
@@ -288,21 +318,7 @@ class RunStore:
         return [r / run_id for r in self.roots if (r / run_id).is_dir()]
 
     def is_training(self, run_id: str) -> bool:
-        return any(self._locked(folder / LOCK) for folder in self._run_folders(run_id))
-
-    @staticmethod
-    def _locked(path: Path) -> bool:
-        if not path.exists():
-            return False
-        lock = FileLock(str(path))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            return True
-        except OSError:                    # a read-only folder: nobody can be training there
-            return False
-        lock.release()
-        return False
+        return any(is_locked(folder / LOCK) for folder in self._run_folders(run_id))
 
     def progress(self, run_id: str) -> dict | None:
         for folder in self._run_folders(run_id):
@@ -317,7 +333,7 @@ class RunStore:
         out = []
         for r in self.roots:
             for lock in sorted(r.glob(f"*/{LOCK}")) if r.is_dir() else []:
-                if lock.parent.name not in out and self._locked(lock):
+                if lock.parent.name not in out and is_locked(lock):
                     out.append(lock.parent.name)
         return out
 

@@ -93,8 +93,15 @@ class Study:
         """(trial, seed, spec) of every run, an autoencoder before the classifiers that start from it.
 
         `epochs` and `subset` shrink the study for a quick look: they go into every spec, so those
-        runs are other runs than the full study's.
+        runs are other runs than the full study's. Built once per size and kept on the study (a page
+        polling a study's progress asks for them every few seconds).
         """
+        memo = self.__dict__.setdefault("_specs_by_size", {})      # frozen: no field, not compared
+        if (epochs, subset) not in memo:
+            memo[(epochs, subset)] = self._build_specs(epochs, subset)
+        return list(memo[(epochs, subset)])
+
+    def _build_specs(self, epochs: int | None, subset: int | None) -> list[tuple[Trial, int, RunSpec]]:
         quick = {k: v for k, v in (("epochs", epochs), ("subset", subset)) if v is not None}
         built: dict[tuple[str, int], RunSpec] = {}
 
@@ -346,9 +353,9 @@ def acquire_study(store, name: str, info: dict):
 def running_study(store, name: str) -> dict | None:
     """The state of the live process running `name` on this store (pid, pgid, started, epochs,
     subset, sizes), or None when none is."""
-    from .runs import RunStore
+    from .runs import is_locked
     lock_path, state_path = _state_paths(store, name)
-    if not RunStore._locked(lock_path):
+    if not is_locked(lock_path):
         return None
     return _read_state(state_path) or {"pid": None}
 
@@ -366,12 +373,11 @@ def trial_status(study: Study, store, epochs: int | None = None, subset: int | N
     """Per run of the study at this size: label, seed, run id, status (missing, partial, training,
     complete), epochs done of epochs, and the last epoch's validation metric (name, value)."""
     out = []
-    stored = set(store.run_ids())
-    by_hash = {r.rsplit("-", 1)[-1]: r for r in stored}          # store.find without a scan per run
     training_now = set(store.training_now())
     for t, seed, spec in study.specs(epochs, subset):
-        rid = spec.run_id if spec.run_id in stored else by_hash.get(spec.spec_hash, spec.run_id)
-        m = store.manifest(rid) if rid in stored else None
+        found = store.find(spec)
+        rid = found or spec.run_id
+        m = store.manifest(rid) if found else None
         training = rid in training_now
         last = m["history"][-1] if m and m["history"] else {}
         key = "val_acc" if spec.kind == "classifier" else "val_loss"

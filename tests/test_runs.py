@@ -119,3 +119,17 @@ def test_find_looks_up_a_spec_under_any_name(trained_store, tiny_ids):
     assert trained_store.find(spec) == tiny_ids["scratch"]
     assert trained_store.find(spec.replace(name="renamed")) == tiny_ids["scratch"]
     assert trained_store.find(spec.replace(seed=5)) is None
+
+
+def test_find_sees_runs_added_after_its_index_was_built(trained_store, tiny_ids, tmp_path):
+    store = _copy(trained_store, tmp_path / "store")
+    spec = tiny_specs()["scratch"].replace(name="renamed")
+    assert store.find(spec) == tiny_ids["scratch"]                 # builds the hash index
+    other = spec.replace(seed=5)
+    folder = store.root / f"elsewhere-{other.spec_hash}"
+    folder.mkdir()
+    assert store.find(other) is None                               # a folder with no manifest yet
+    shutil.copy(store.folder(tiny_ids["scratch"]) / "manifest.json", folder / "manifest.json")
+    assert store.find(other) == folder.name                        # its manifest landed later
+    shutil.rmtree(folder)
+    assert store.find(other) is None
