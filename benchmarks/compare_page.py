@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/compare_page.py [--runs 200] [--checkpoints DIR] [--browser] [--screenshot DIR] [--out FILE]
 
 Server side (AppTest, the page's whole script run): the first visit, then a later one. With
---browser, the real server in headless Chromium (Debian's chromium): from navigation until the
-page's charts are drawn and Streamlit reports the run finished, first and later visits. The
+--browser, the real server in headless Chromium (Debian's chromium): from a click or a page load
+until the page's charts are drawn and Streamlit reports the run finished, on the first visit and on
+later ones, both through the sidebar and by reloading (see browser_seconds). The
 generated runs are manifests with 50-epoch histories (no weights: the page reads none), a grid of
 seed × batch size × dropout × lr around the reference `scratch` run. --screenshot saves the page
 at the default width (1400 px window). Writes benchmarks/results/compare-page.json by default.
@@ -16,6 +17,7 @@ import itertools
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -27,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from fmnist_core.presets import reference_specs  # noqa: E402
 from fmnist_core.runs import DEFAULT_DIR, FORMAT_VERSION, MANIFEST  # noqa: E402
 from fmnist_core.store import atomic_write  # noqa: E402
+from benchmarks.app_server import wait_until_rendered  # noqa: E402
 
 # The last field varies fastest: the first 10 runs already differ in lr and dropout.
 GRID = {"seed": [0, 1, 2, 3, 4], "batch_size": [100, 50], "encoder.dropout": [0.0, 0.1, 0.2, 0.3],
@@ -79,25 +82,50 @@ def apptest_seconds(checkpoints: str | os.PathLike, visits: int = 3) -> dict:
     return {"first": round(times[0], 2), "later_max": round(max(times[1:]), 2)}
 
 
-def browser_seconds(checkpoints: str | os.PathLike, screenshot: Path | None = None) -> dict:
-    """Seconds from navigation until the page's title and chart are drawn and the run is finished,
-    on three visits; the overview page's later visit beside it, as the cost any page pays here."""
-    from benchmarks.app_server import chromium_page, serve_app, wait_until_rendered
+def _drawn(page, t0: float) -> float:
+    """Seconds since t0 until the Compare page's title and first chart are drawn and its run finished."""
+    wait_until_rendered(page, "Compare runs", timeout_ms=180_000)
+    page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for(timeout=60_000)
+    return round(time.perf_counter() - t0, 2)
+
+
+def browser_seconds(checkpoints: str | os.PathLike, screenshot: Path | None = None, visits: int = 3) -> dict:
+    """Seconds until the page's title and chart are drawn and its run is finished, in Chromium:
+
+    - `first`: the server's first visit to the page (it reads every run);
+    - `navigate`: later visits as a user makes them, from the Overview through the sidebar (median, max);
+    - `reload`: later visits that load the whole app again (a typed URL, F5): Streamlit's own start-up
+      in the browser is part of it, so the Overview's reload is given beside it.
+    """
+    from benchmarks.app_server import chromium_page, serve_app
     out = {}
+    nav = "[data-testid='stSidebarNav'] a[href$='{}']"
     # A tall window for the screenshot: Streamlit scrolls inside its own container, not the page.
     with serve_app(checkpoints, start_timeout_s=120) as url, chromium_page(height=3000 if screenshot else 1000) as page:
-        for visit in ("first", "again"):                # the server's first page pays for torch and the data
+        page.goto(f"{url}/")                                # the server's first page pays for torch and the data
+        wait_until_rendered(page, "Fashion-MNIST representation explorer", timeout_ms=180_000)
+        t0 = time.perf_counter()
+        page.goto(f"{url}/compare")
+        out["first"] = _drawn(page, t0)
+        navigate, reload, overview = [], [], []
+        for _ in range(visits):
+            page.locator(nav.format("/")).first.click()
+            wait_until_rendered(page, "Fashion-MNIST representation explorer")
+            t0 = time.perf_counter()
+            page.locator(nav.format("/compare")).first.click()
+            navigate.append(_drawn(page, t0))
+            t0 = time.perf_counter()
+            page.reload()
+            reload.append(_drawn(page, t0))
             t0 = time.perf_counter()
             page.goto(f"{url}/")
-            wait_until_rendered(page, "Fashion-MNIST representation explorer", timeout_ms=180_000)
-            out[f"overview_{visit}"] = round(time.perf_counter() - t0, 2)
-        for visit in ("first", "again", "third"):
-            t0 = time.perf_counter()
-            page.goto(f"{url}/compare")
-            wait_until_rendered(page, "Compare runs", timeout_ms=180_000)
-            page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for(timeout=60_000)
-            out[visit] = round(time.perf_counter() - t0, 2)
+            wait_until_rendered(page, "Fashion-MNIST representation explorer")
+            overview.append(round(time.perf_counter() - t0, 2))
+        for name, times in (("navigate", navigate), ("reload", reload), ("overview_reload", overview)):
+            out[name] = {"median": statistics.median(times), "max": max(times), "all": times}
         if screenshot is not None:
+            page.locator(nav.format("/compare")).first.click()
+            _drawn(page, time.perf_counter())
             page.wait_for_timeout(1500)
             page.screenshot(path=str(screenshot))
     return out

@@ -127,25 +127,45 @@ def colour(colour_by: str, columns: dict[str, tuple[str, str]], legend: bool) ->
                      scale=alt.Scale(scheme="viridis") if typ == "quantitative" else alt.Undefined)
 
 
+def packed_curves(curve_df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """One row per run (or seed group) and split, each of `columns` as its per-epoch values joined by
+    commas (Vega-Lite's flatten needs lists, and a list column reaches the browser as an Arrow vector):
+    the lookup and the brush predicate then run once per curve, not once per point (the app's Vega
+    interprets every expression per datum)."""
+    keys = [c for c in ("id", "split", "group") if c in curve_df]
+    curve_df = curve_df.sort_values([*keys, "epoch"])
+    return curve_df.groupby(keys, sort=False)[columns].agg(
+        lambda v: ",".join(f"{x:.6g}" for x in v)).reset_index()
+
+
+def unpacked(chart: alt.Chart, columns: list[str]) -> alt.Chart:
+    """The per-point rows of packed_curves' rows, numbers again."""
+    for c in columns:
+        chart = chart.transform_calculate(**{f"_{c}": f"split(datum.{c}, ',')"})
+    chart = chart.transform_flatten([f"_{c}" for c in columns])
+    return chart.transform_calculate(**{c: f"toNumber(datum._{c})" for c in columns})
+
+
 def curves_chart(curve_df: pd.DataFrame, runs: pd.DataFrame, metric: str, colour_enc, predicate,
                  lookup_cols: list[str], banded: bool) -> alt.Chart:
     title = f"{METRIC_TITLE[metric]}: train solid, validation dashed; ◆ best validation epoch"
     dash = alt.StrokeDash("split:N", sort=["train", "validation"], legend=alt.Legend(orient="bottom"),
                           scale=alt.Scale(domain=["train", "validation"], range=[[1, 0], [6, 3]]))
-    base = alt.Chart(curve_df).transform_lookup(
+    values = ["epoch", "mean", "lo", "hi", "n"] if banded else ["epoch", "value"]
+    base = alt.Chart(packed_curves(curve_df, values)).transform_lookup(
         lookup="id", from_=alt.LookupData(runs, "id", lookup_cols)).transform_filter(predicate)
     x = alt.X("epoch:Q", title="epoch")
     if banded:
-        line = base.mark_line().encode(x=x, y=alt.Y("mean:Q", title=METRIC_TITLE[metric], scale=alt.Scale(zero=False)),
-                                       color=colour_enc, strokeDash=dash, detail="id:N",
-                                       tooltip=["group:N", "split:N", "epoch:Q", alt.Tooltip("mean:Q", format=".4f"),
-                                                alt.Tooltip("lo:Q", format=".4f"), alt.Tooltip("hi:Q", format=".4f"),
-                                                "n:Q"])
-        area = base.transform_filter("datum.split == 'validation'").mark_area(opacity=0.18).encode(
-            x=x, y="lo:Q", y2="hi:Q", color=colour_enc, detail="id:N")
+        line = unpacked(base, values).mark_line().encode(
+            x=x, y=alt.Y("mean:Q", title=METRIC_TITLE[metric], scale=alt.Scale(zero=False)),
+            color=colour_enc, strokeDash=dash, detail="id:N",
+            tooltip=["group:N", "split:N", "epoch:Q", alt.Tooltip("mean:Q", format=".4f"),
+                     alt.Tooltip("lo:Q", format=".4f"), alt.Tooltip("hi:Q", format=".4f"), "n:Q"])
+        area = unpacked(base.transform_filter("datum.split == 'validation'"), values).mark_area(
+            opacity=0.18).encode(x=x, y="lo:Q", y2="hi:Q", color=colour_enc, detail="id:N")
         layers = [area, line]
     else:
-        layers = [base.mark_line(strokeWidth=1.4).encode(
+        layers = [unpacked(base, values).mark_line(strokeWidth=1.4).encode(
             x=x, y=alt.Y("value:Q", title=METRIC_TITLE[metric], scale=alt.Scale(zero=False)), color=colour_enc,
             strokeDash=dash, detail="id:N",
             tooltip=["id:N", "split:N", "epoch:Q", alt.Tooltip("value:Q", format=".4f")])]
