@@ -338,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("study", nargs="?", help="a study name (studies/NAME.toml) or a study file")
     p.add_argument("--json", action="store_true")
     p.add_argument("--address", default=None, help="a Ray cluster's address (or RAY_ADDRESS); default: a local instance")
-    p.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: CPUs / 2)")
+    p.add_argument("--max-concurrent", type=int, default=None,
+                   help="trials at once (default: one per CPU, one thread each; fewer trials share the CPUs)")
     p.add_argument("--epochs", type=int, default=None, help="shrink every trial to N epochs (other runs)")
     p.add_argument("--subset", type=int, default=None, help="shrink every trial to N training images (other runs)")
     p.add_argument("--storage", default=None,

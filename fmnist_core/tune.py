@@ -187,9 +187,7 @@ def _run_study(study, store, address, max_concurrent, epochs, subset, data_dir, 
     try:
         ctx = ray.get_runtime_context()
         summary["ray_address"] = getattr(ctx, "gcs_address", None) or address or "local"
-        total_cpus = ray.cluster_resources().get("CPU", 1)
-        concurrent = max_concurrent or max(1, int(total_cpus // 2)) or 1
-        cpus = cpus_per_trial or max(1.0, float(int(total_cpus // concurrent)))
+        total_cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
         storage_path = storage or tempfile.mkdtemp(prefix="fmnist-tune-")   # Tune's own state, not read back
 
         class Reporter(tune.Callback):
@@ -202,6 +200,10 @@ def _run_study(study, store, address, max_concurrent, epochs, subset, data_dir, 
                      "metrics": {k: result[k] for k in ("val_loss", "val_acc", "test_acc", "test_loss") if k in result}})
 
         for wave in _waves(todo):
+            # One trial per CPU, each with one thread, beats one trial with every thread on this 2-core
+            # machine (benchmarks/ray_overhead.py --placement); a wave of fewer trials shares the CPUs.
+            concurrent = max_concurrent or min(total_cpus, len(wave))
+            cpus = cpus_per_trial or float(max(1, total_cpus // concurrent))
             deps = {}
             if storage:
                 # The autoencoders this wave starts from, where every node reaches them.

@@ -159,8 +159,7 @@ def curves_chart(curve_df: pd.DataFrame, runs: pd.DataFrame, metric: str, colour
         line = unpacked(base, values).mark_line().encode(
             x=x, y=alt.Y("mean:Q", title=METRIC_TITLE[metric], scale=alt.Scale(zero=False)),
             color=colour_enc, strokeDash=dash, detail="id:N",
-            tooltip=["group:N", "split:N", "epoch:Q", alt.Tooltip("mean:Q", format=".4f"),
-                     alt.Tooltip("lo:Q", format=".4f"), alt.Tooltip("hi:Q", format=".4f"), "n:Q"])
+            tooltip=["group:N", "split:N", "epoch:Q", "mean:Q", "lo:Q", "hi:Q", "n:Q"])   # packed at 6 digits
         area = unpacked(base.transform_filter("datum.split == 'validation'"), values).mark_area(
             opacity=0.18).encode(x=x, y="lo:Q", y2="hi:Q", color=colour_enc, detail="id:N")
         layers = [area, line]
@@ -168,7 +167,7 @@ def curves_chart(curve_df: pd.DataFrame, runs: pd.DataFrame, metric: str, colour
         layers = [unpacked(base, values).mark_line(strokeWidth=1.4).encode(
             x=x, y=alt.Y("value:Q", title=METRIC_TITLE[metric], scale=alt.Scale(zero=False)), color=colour_enc,
             strokeDash=dash, detail="id:N",
-            tooltip=["id:N", "split:N", "epoch:Q", alt.Tooltip("value:Q", format=".4f")])]
+            tooltip=["id:N", "split:N", "epoch:Q", "value:Q"])]    # no per-point format call: packed at 6 digits
     best = alt.Chart(runs[runs["shown"]]).transform_filter(predicate).mark_point(
         shape="diamond", filled=True, size=70).encode(
         x="best_epoch:Q", y="best:Q", color=colour_enc,
