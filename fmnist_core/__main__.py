@@ -227,7 +227,7 @@ def cmd_study(args) -> int:
 def _fmt(v) -> str:
     if v is None:
         return "–"
-    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.4f}"
+    return f"{v:.0f}" if abs(v) >= 100 or (abs(v) >= 1 and float(v).is_integer()) else f"{v:.4f}"
 
 
 def _study_table(args, study, table) -> int:
@@ -241,6 +241,9 @@ def _study_table(args, study, table) -> int:
     rows = table(study, store, images, labels, args.epochs, args.subset)
     if args.json:
         print(json.dumps(rows))
+        return 0
+    if args.markdown:
+        print(_markdown_table(study, rows))
         return 0
     print(f"{study.title}\n{study.source}\n")
     for r in rows:
@@ -259,6 +262,27 @@ def _study_table(args, study, table) -> int:
         if r["claim"]:
             print(f"    claim: {r['claim']}")
     return 0
+
+
+def _markdown_table(study, rows: list[dict]) -> str:
+    """One row per trial: each metric ours (± std over seeds) beside the published figure and the
+    difference, then our test accuracy or MSE; the document's claims below."""
+    head = ["trial", *[f"{m}: ours / published (diff)" for m in study.metrics], "test acc. or MSE"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["label"] + ("" if set(r["status"]) == {"complete"} else f" ({'/'.join(sorted(set(r['status'])))})")]
+        for m in study.metrics:
+            ours = _fmt(r["ours"].get(m)) + (f" ± {_fmt(r['std'][m])}" if m in r["std"] else "")
+            diff = f" ({r['difference'][m]:+.4f})" if m in r["difference"] else ""
+            cells.append(f"{ours} / {_fmt(r['published'].get(m))}{diff}")
+        test = next((m for m in ("test_accuracy", "test_mse") if m in r["ours"]), None)
+        cells.append(_fmt(r["ours"].get(test)) + (f" ± {_fmt(r['std'][test])}" if test in r["std"] else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    seeds = {r["seeds"] for r in rows if r["seeds"]}
+    if seeds - {1}:
+        lines.append(f"\nMeans over {'/'.join(map(str, sorted(seeds)))} seeds, ± their standard deviation.")
+    claims = [f"- {r['label']}: {r['claim']}" for r in rows if r["claim"]]
+    return "\n".join(lines + (["", "The document's claims:", *claims] if claims else []))
 
 
 def _study_run(args, study) -> int:
@@ -337,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("verb", choices=("list", "run", "table"))
     p.add_argument("study", nargs="?", help="a study name (studies/NAME.toml) or a study file")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--markdown", action="store_true", help="table: one Markdown table, ours beside the published")
     p.add_argument("--address", default=None, help="a Ray cluster's address (or RAY_ADDRESS); default: a local instance")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="trials at once (default: one per CPU, one thread each; fewer trials share the CPUs)")

@@ -110,6 +110,11 @@ def test_cli_study_list_and_table_of_the_shipped_runs(capsys, fmnist):
     assert ft["published"]["final_test_acc"] == 0.9276
     assert ft["difference"]["final_test_acc"] == pytest.approx(ft["ours"]["final_test_acc"] - 0.9276)
     assert rows["autoencoder"]["ours"]["test_mse"] < 0.02
+    assert main(["study", "table", "r2026-table1", "--markdown", "--checkpoints", str(DEFAULT_DIR)]) == 0
+    md = capsys.readouterr().out.splitlines()
+    assert md[0].startswith("| trial | final_train_loss: ours / published (diff) |") and md[1].startswith("|---|")
+    finetune_row = next(line for line in md if line.startswith("| finetune"))
+    assert f"{ft['ours']['final_test_acc']:.4f} / 0.9276 ({ft['difference']['final_test_acc']:+.4f})" in finetune_row
     assert main(["study", "table", "nope"]) == 2
     assert "no study 'nope'" in capsys.readouterr().err
 
