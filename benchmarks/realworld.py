@@ -19,7 +19,7 @@ accuracy on each is reported next to its accuracy on the raw 28x28 test images, 
 pushed through our preprocessing (which should cost next to nothing), and on each garment's own
 silhouette drawn straight at 28x28 (a ceiling for sketches, which carry no shading).
 
-    .venv/bin/python benchmarks/realworld.py --checkpoints DIR [--n 500] [--seed 0] [--json OUT]
+    .venv/bin/python benchmarks/realworld.py [--checkpoints DIR] [--run ID] [--which last|best] [--n 500] [--seed 0] [--json OUT]
                                              [--samples OUT.png]
 
 Everything is deterministic for a given seed: image i of variant v is drawn from its own generator
@@ -191,10 +191,11 @@ def pick(n: int, seed: int, total: int) -> np.ndarray:
 
 
 def run(checkpoints: str | None, n: int = 500, seed: int = 0, which: str = "last",
-        variants: tuple[str, ...] = VARIANTS, keep_samples: int = 0) -> dict:
-    """Render, preprocess both ways and classify; returns the results (and sample images if asked)."""
+        variants: tuple[str, ...] = VARIANTS, keep_samples: int = 0, run_ref: str | None = None) -> dict:
+    """Render, preprocess both ways and classify with one classifier run (default: the reference
+    `finetune`); returns the results (and sample images if asked)."""
     store = RunStore(checkpoints)
-    run_id = reference_runs(store)["finetune"]
+    run_id = store.resolve(run_ref) if run_ref else reference_runs(store)["finetune"]
     model = store.load_model(run_id, which)
     data = load_fashion_mnist()
     idx = pick(n, seed, len(data.test_images))
@@ -203,8 +204,8 @@ def run(checkpoints: str | None, n: int = 500, seed: int = 0, which: str = "last
 
     manifest = store.manifest(run_id) or {}
     results: dict = {
-        "checkpoints": str(store.root), "which": which, "n": int(len(idx)), "seed": seed,
-        "finetune_epochs": len(manifest.get("history", [])), "variants": {},
+        "checkpoints": str(store.root), "run": run_id, "which": which, "n": int(len(idx)), "seed": seed,
+        "epochs": len(manifest.get("history", [])), "variants": {},
     }
     samples: dict[str, list] = {}
     # The plain 28x28 test images, raw and through our preprocessing.
@@ -245,7 +246,7 @@ def summary_table(r: dict) -> str:
         f = lambda v: f"{v:.3f}" if isinstance(v, float) else v
         return f"{name:<20} {f(ours):>7} {f(plain):>7} {refused:>8} {ms:>7}"
     t = r["test_ours"]
-    lines = [f"finetune classifier ({r['checkpoints']}, {r['which']} of {r['finetune_epochs']} epochs), "
+    lines = [f"{r.get('run', 'finetune')} ({r['checkpoints']}, {r['which']} of {r['epochs']} epochs), "
              f"n={r['n']}, seed={r['seed']}",
              row("input", "ours", "plain", "refused", "ms/img"),
              row("test images 28x28", t["accuracy"], r["test_raw"]["accuracy"], str(t["refused"]),
@@ -289,6 +290,7 @@ def sample_sheet(samples: dict) -> Image.Image:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: the shipped checkpoints/)")
+    p.add_argument("--run", default=None, help="a classifier run id, prefix or name (default: the reference finetune)")
     p.add_argument("--which", choices=("last", "best"), default="last")
     p.add_argument("--n", type=int, default=500, help="test images rendered per variant")
     p.add_argument("--seed", type=int, default=0)
@@ -303,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         p.error(f"unknown variants {sorted(unknown)}; choose from {','.join(VARIANTS)}")
-    r = run(args.checkpoints, args.n, args.seed, args.which, variants, keep_samples=8 if args.samples else 0)
+    r = run(args.checkpoints, args.n, args.seed, args.which, variants, keep_samples=8 if args.samples else 0,
+            run_ref=args.run)
     samples = r.pop("_samples", None)
     print(summary_table(r))
     if args.json:
