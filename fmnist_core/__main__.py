@@ -224,10 +224,11 @@ def cmd_study(args) -> int:
         return 3
 
 
-def _fmt(v) -> str:
+def _fmt(v, sign: str = "") -> str:
     if v is None:
         return "–"
-    return f"{v:.0f}" if abs(v) >= 100 or (abs(v) >= 1 and float(v).is_integer()) else f"{v:.4f}"
+    whole = abs(v) >= 100 or (abs(v) >= 1 and float(v).is_integer())
+    return f"{v:{sign}.0f}" if whole else f"{v:{sign}.4f}"
 
 
 def _study_table(args, study, table) -> int:
@@ -257,7 +258,7 @@ def _study_table(args, study, table) -> int:
             if m not in r["ours"] and m not in r["published"]:
                 continue
             ours = _fmt(r["ours"].get(m)) + (f" ± {_fmt(r['std'][m])}" if m in r["std"] else "")
-            diff = f"  diff {r['difference'][m]:+.4f}" if m in r["difference"] else ""
+            diff = f"  diff {_fmt(r['difference'][m], '+')}" if m in r["difference"] else ""
             print(f"    {m:<22} ours {ours:<18} published {_fmt(r['published'].get(m)):<8}{diff}")
         if r["claim"]:
             print(f"    claim: {r['claim']}")
@@ -273,7 +274,7 @@ def _markdown_table(study, rows: list[dict]) -> str:
         cells = [r["label"] + ("" if set(r["status"]) == {"complete"} else f" ({'/'.join(sorted(set(r['status'])))})")]
         for m in study.metrics:
             ours = _fmt(r["ours"].get(m)) + (f" ± {_fmt(r['std'][m])}" if m in r["std"] else "")
-            diff = f" ({r['difference'][m]:+.4f})" if m in r["difference"] else ""
+            diff = f" ({_fmt(r['difference'][m], '+')})" if m in r["difference"] else ""
             cells.append(f"{ours} / {_fmt(r['published'].get(m))}{diff}")
         test = next((m for m in ("test_accuracy", "test_mse") if m in r["ours"]), None)
         cells.append(_fmt(r["ours"].get(test)) + (f" ± {_fmt(r['std'][test])}" if test in r["std"] else ""))

@@ -237,6 +237,8 @@ def run_metrics(manifest: dict, wanted, predictions=None, labels=None) -> dict[s
     chosen = selected_record(manifest) or {}
     out = {}
     for m in wanted:
+        if "mse" in m and manifest["kind"] != "autoencoder":     # a classifier's loss is no MSE
+            continue
         if m in ("test_accuracy", "test_mse"):
             v = chosen.get("test_acc" if m == "test_accuracy" else "test_loss")
         elif m in HISTORY_METRICS:

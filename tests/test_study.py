@@ -262,3 +262,11 @@ def test_a_study_already_running_on_a_store_is_refused_at_once(tmp_path, capsys)
     finally:
         lock.release()
     assert running_study(store, "tutorial") is None
+
+
+def test_mse_metrics_belong_to_autoencoders_only(trained_store, tiny_ids):
+    from fmnist_core.study import run_metrics
+    clf = run_metrics(trained_store.manifest(tiny_ids["scratch"]), ["min_val_mse", "min_val_loss", "max_val_acc"])
+    assert set(clf) == {"min_val_loss", "max_val_acc"}               # its cross-entropy is no MSE
+    ae = run_metrics(trained_store.manifest(tiny_ids["autoencoder"]), ["min_val_mse", "test_mse"])
+    assert set(ae) == {"min_val_mse", "test_mse"} and ae["min_val_mse"] > 0
