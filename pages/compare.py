@@ -100,10 +100,11 @@ def factor_columns(runs: pd.DataFrame, factors: list[str]) -> dict[str, tuple[st
     out = {}
     for i, f in enumerate(factors):
         values = runs[f"f{i}"]
-        numeric = values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all()
+        # A factor unset on some runs (None, NaN once in a frame) is a category among the numbers.
+        numeric = values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v).all()
         out[f] = (f"f{i}", "quantitative" if numeric and values.nunique() > 2 else "nominal")
         if out[f][1] == "nominal":
-            runs[f"f{i}"] = values.map(lambda v: "none" if v is None else str(v))
+            runs[f"f{i}"] = values.map(lambda v: "none" if v is None or v != v else str(v))
     return out
 
 
@@ -214,8 +215,8 @@ def parallel_chart(runs: pd.DataFrame, columns: dict[str, tuple[str, str]], metr
         labels += [{"axis": axis, "norm": n, "text": f"{t:.4g}" if isinstance(t, float) else str(t)} for n, t in ends]
     lines = alt.Chart(pd.DataFrame(long)).transform_lookup(
         lookup="id", from_=alt.LookupData(runs, "id", lookup_cols)).mark_line(strokeWidth=1.3).encode(
-        x=alt.X("axis:N", sort=axes, title=None,
-                axis=alt.Axis(labelAngle=-20, labelAlign="left", labelLimit=170, orient="top")),
+        x=alt.X("axis:N", sort=axes, title=None,       # every axis named, however many (no overlap culling)
+                axis=alt.Axis(labelAngle=-35, labelAlign="left", labelLimit=150, labelOverlap=False, orient="top")),
         y=alt.Y("norm:Q", axis=None), detail="id:N",
         color=alt.condition(predicate, alt.Color("best:Q", scale=alt.Scale(scheme="viridis"),
                                                  title=f"best val. {METRIC_TITLE[metric]}"), alt.value("#e0e0e0")),
