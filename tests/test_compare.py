@@ -1,6 +1,6 @@
 """Comparing runs: factors that vary, best and final metrics, study values beside ours, seed groups."""
 from fmnist_core import RunStore
-from fmnist_core.compare import band, curves, flat_spec, runs_table, seed_groups, spec_factors
+from fmnist_core.compare import band, curves, flat_spec, runs_table, seed_groups, spec_factors, varying
 from fmnist_core.runs import DEFAULT_DIR
 from fmnist_core.study import load_study
 
@@ -8,8 +8,11 @@ from fmnist_core.study import load_study
 def test_runs_table_of_the_shipped_store_has_varying_factors_and_published_values():
     store = RunStore(DEFAULT_DIR)
     rows, factors = runs_table(store, [load_study("r2026-table1")])
-    by_name = {r["name"]: r for r in rows}
-    assert {"kind", "init", "frozen"} <= set(factors) and "optimizer.lr" not in factors
+    assert {"kind", "init", "frozen", "optimizer.lr"} <= set(factors)       # the other studies vary lr
+    table_one = [r for r in rows if "r2026-table1" in r["studies"]]
+    assert {r["name"] for r in table_one} >= {"reference-autoencoder", "reference-finetune"}
+    assert {"kind", "init", "frozen"} <= set(varying(table_one)) and "optimizer.lr" not in varying(table_one)
+    by_name = {r["name"]: r for r in table_one if r["spec_flat"]["seed"] == 0}       # the shipped reference runs
     ft = by_name["reference-finetune"]
     m = store.manifest(ft["id"])
     assert ft["metric"] == "val_acc" and ft["final"] == m["history"][-1]["val_acc"]
