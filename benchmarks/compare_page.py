@@ -89,7 +89,7 @@ def _drawn(page, t0: float) -> float:
     return round(time.perf_counter() - t0, 2)
 
 
-def browser_seconds(checkpoints: str | os.PathLike, screenshot: Path | None = None, visits: int = 3) -> dict:
+def browser_seconds(checkpoints: str | os.PathLike, screenshot: Path | None = None, visits: int = 5) -> dict:
     """Seconds until the page's title and chart are drawn and its run is finished, in Chromium:
 
     - `first`: the server's first visit to the page (it reads every run);
