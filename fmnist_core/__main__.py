@@ -231,6 +231,11 @@ def _fmt(v, sign: str = "") -> str:
     return f"{v:{sign}.0f}" if whole else f"{v:{sign}.4f}"
 
 
+def _ours(row: dict, metric: str | None) -> str:
+    """Our value of a metric in a study table row, ± its std over seeds where there are several."""
+    return _fmt(row["ours"].get(metric)) + (f" ± {_fmt(row['std'][metric])}" if metric in row["std"] else "")
+
+
 def _study_table(args, study, table) -> int:
     store = RunStore(args.checkpoints)
     images = labels = None
@@ -257,7 +262,7 @@ def _study_table(args, study, table) -> int:
         for m in [*study.metrics, "test_accuracy", "test_mse"]:
             if m not in r["ours"] and m not in r["published"]:
                 continue
-            ours = _fmt(r["ours"].get(m)) + (f" ± {_fmt(r['std'][m])}" if m in r["std"] else "")
+            ours = _ours(r, m)
             diff = f"  diff {_fmt(r['difference'][m], '+')}" if m in r["difference"] else ""
             print(f"    {m:<22} ours {ours:<18} published {_fmt(r['published'].get(m)):<8}{diff}")
         if r["claim"]:
@@ -273,11 +278,11 @@ def _markdown_table(study, rows: list[dict]) -> str:
     for r in rows:
         cells = [r["label"] + ("" if set(r["status"]) == {"complete"} else f" ({'/'.join(sorted(set(r['status'])))})")]
         for m in study.metrics:
-            ours = _fmt(r["ours"].get(m)) + (f" ± {_fmt(r['std'][m])}" if m in r["std"] else "")
+            ours = _ours(r, m)
             diff = f" ({_fmt(r['difference'][m], '+')})" if m in r["difference"] else ""
             cells.append(f"{ours} / {_fmt(r['published'].get(m))}{diff}")
         test = next((m for m in ("test_accuracy", "test_mse") if m in r["ours"]), None)
-        cells.append(_fmt(r["ours"].get(test)) + (f" ± {_fmt(r['std'][test])}" if test in r["std"] else ""))
+        cells.append(_ours(r, test))
         lines.append("| " + " | ".join(cells) + " |")
     seeds = {r["seeds"] for r in rows if r["seeds"]}
     if seeds - {1}:
