@@ -118,7 +118,15 @@ def label(run_id: str) -> str:
 def _option_label(s: dict) -> str:
     if "error" in s:
         return f"{s['id']} (damaged)"
-    return f"{s['id']} · {s['kind']} · {s['status']} {s['epochs_done']}/{s['epochs']} ep."
+    return (f"{s['id']} · {s['kind']} · {s['status']} {s['epochs_done']}/{s['epochs']} ep."
+            + ("" if s.get("has_weights", True) else " · history only"))
+
+
+def _not_an_option(s: dict | None, what: str) -> str:
+    """Why a run asked for by a link is not offered on this page."""
+    if s is None:
+        return "no run in this store"
+    return "a run shipped without its weights (history only)" if s.get("has_weights") is False else f"not {what}"
 
 
 # ---- the run picker ---------------------------------------------------------------------------
@@ -141,9 +149,20 @@ def chosen_classifiers() -> dict[str, str]:
     return {label(rid): rid for rid in _pick_many()}
 
 
+def _no_options(runs: dict[str, dict], kind: str | None) -> str:
+    what = f"{kind} runs" if kind else "runs"
+    if any(s.get("kind") == kind and s.get("has_weights") is False for s in runs.values()):
+        return (f"No {what} with weights in this store: those here ship as their history only. "
+                "Train some on the Training page.")
+    return f"No {what} in the store yet: train some on the Training page."
+
+
 def _runs_and_labels(kind: str | None) -> tuple[dict[str, dict], list[str], object]:
+    """The store's runs, and the options: every run (kind None: curves), or the runs of `kind` with
+    weights (the pages that run a network)."""
     runs = {s["id"]: s for s in summaries()}
-    options = [rid for rid, s in runs.items() if kind in (None, s.get("kind"))]
+    options = [rid for rid, s in runs.items()
+               if kind is None or (s.get("kind") == kind and s.get("has_weights", True))]
     return runs, options, lambda rid: _option_label(runs[rid]) if rid in runs else rid
 
 
@@ -156,11 +175,11 @@ def _pick_one(kind: str | None) -> str:
         if asked in options:
             st.session_state["_w_run"] = asked
         else:
-            st.warning(f"The link asks for run `{asked}`, but it is {'not ' + what if asked in runs else 'no run'} "
-                       f"in this store. Showing the default run, `{default}`, instead.", icon=":material/link_off:")
+            st.warning(f"The link asks for run `{asked}`, but it is {_not_an_option(runs.get(asked), what)}. "
+                       f"Showing the default run, `{default}`, instead.", icon=":material/link_off:")
             st.session_state["_w_run"] = default
     if not options:
-        st.sidebar.caption("No runs in the store yet: train some on the Training page.")
+        st.sidebar.caption(_no_options(runs, kind))
         return default
     if st.session_state.get("_w_run") not in options:
         remembered = st.session_state.get("picked_run")
@@ -185,13 +204,13 @@ def _pick_many() -> list[str]:
         ids = [r for r in asked.split(",") if r]
         good, bad = [r for r in ids if r in options], [r for r in ids if r not in options]
         if bad:
-            st.warning(f"The link asks for {', '.join(f'`{r}`' for r in bad)}: "
-                       f"{'not a classifier run' if len(bad) == 1 else 'not classifier runs'} in this store. "
+            reasons = "; ".join(f"`{r}` is {_not_an_option(runs.get(r), 'a classifier run')}" for r in bad)
+            st.warning(f"The link asks for runs this page cannot show: {reasons}. "
                        + ("Showing the others." if good else "Showing the default, the reference classifiers, "
                                                              "instead."), icon=":material/link_off:")
         st.session_state["_w_runs"] = good or default
     if not options:
-        st.sidebar.caption("No classifier runs in the store yet: train some on the Training page.")
+        st.sidebar.caption(_no_options(runs, "classifier"))
         return default
     if "_w_runs" not in st.session_state:
         st.session_state["_w_runs"] = st.session_state.get("picked_runs", default)

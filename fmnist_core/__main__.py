@@ -150,7 +150,7 @@ def cmd_runs(args) -> int:
             continue
         figure = (f"test_acc {r['test_accuracy']:.4f}" if r.get("test_accuracy") is not None else
                   f"test_mse {r['test_mse']:.5f}" if r.get("test_mse") is not None else "")
-        flags = " read-only" if r["read_only"] else ""
+        flags = (" read-only" if r["read_only"] else "") + ("" if r["has_weights"] else " history-only")
         print(f"{r['id']:<44} {r['kind']:<11} {r['status']:<9} {r['epochs_done']:>3}/{r['epochs']:<3} {figure}{flags}")
     return 0
 

@@ -178,21 +178,22 @@ def reference_runs(store) -> dict[str, str]:
     """{"autoencoder": run id, "scratch": run id, ...}: the reference protocol's runs in `store`.
 
     Each is the run of the reference spec where the store has it (the shipped ones), else the
-    store's latest complete (else latest) run of the same preset name, so that a store of one's own
-    quick runs shows them by default too. Names with no run at all map to the reference spec's id.
+    store's latest complete (else latest) run of the same preset name, one with weights first, so that
+    a store of one's own quick runs shows them by default too. Names with no run at all map to the reference spec's id.
     """
-    by_name: dict[str, list[tuple[bool, str, str]]] = {}
+    by_name: dict[str, list[tuple[bool, bool, str, str]]] = {}
     for rid in store.run_ids():
         try:
             m = store.manifest(rid)
         except Exception:            # a damaged manifest is reported where the run is opened
             continue
         if m is not None:
-            by_name.setdefault(m["name"], []).append((bool(m["complete"]), m.get("updated", ""), rid))
+            by_name.setdefault(m["name"], []).append((bool(m["roles"]), bool(m["complete"]),
+                                                      m.get("updated", ""), rid))
     out = {}
     for name, spec in reference_specs().items():
         found = store.find(spec)
         if found is None and by_name.get(spec.name):
-            found = max(by_name[spec.name])[2]
+            found = max(by_name[spec.name])[-1]
         out[name] = found or spec.run_id
     return out

@@ -9,6 +9,10 @@
     <root>/<run id>/train.lock, progress.json   held and updated by the one process training the run
     <root>/cache/*.npz                          derived arrays (latent maps, test predictions), by weights digest
 
+A run may ship as its history only: a complete run's manifest without its weights files (no roles,
+no files), with `weights_left_out` saying why and which files it had. Tables, curves and the Compare
+page use it like any run; what needs weights says how to retrain it.
+
 A run id is `<name>-<spec hash>` (spec.py). Every file is written to a temporary name, flushed and
 renamed; the manifest is written last and is the only thing that says which files are current, so a
 run killed at any moment leaves the previous manifest pointing at whole files.
@@ -100,6 +104,16 @@ def selected_record(m: dict) -> dict | None:
     if (m["spec"].get("recipe") or {}).get("select") == "best" and m.get("best_epoch"):
         return h[m["best_epoch"] - 1]
     return h[-1]
+
+
+def history_only(m: dict, reason: str) -> dict:
+    """A complete run's manifest without its weights: spec, history and provenance stay, and
+    `weights_left_out` keeps the reason and the roles and sha256 of the files left out."""
+    if not m.get("complete"):
+        raise CheckpointError(f"{m.get('id')} is not complete; only a complete run ships as its history")
+    out = {k: v for k, v in m.items() if k not in ("roles", "files", "weights_left_out")}
+    out.update(roles={}, files={}, weights_left_out={"reason": reason, "roles": m["roles"], "files": m["files"]})
+    return out
 
 
 def is_locked(path: Path) -> bool:
@@ -246,7 +260,7 @@ class RunStore:
                "read_only": self.is_read_only(run_id, m), "parent": parent,
                "best_epoch": m.get("best_epoch"), "folder": str(self.folder(run_id)),
                "selected_epoch": last.get("epoch"),
-               "wall_time_s": prov.get("wall_time_s")}
+               "wall_time_s": prov.get("wall_time_s"), "has_weights": bool(m["roles"])}
         if m["kind"] == "classifier":
             out["test_accuracy"] = last.get("test_acc")
         else:
@@ -269,6 +283,10 @@ class RunStore:
         m = manifest or self.require(run_id)
         fname = m["roles"].get(role)
         folder = self.folder(run_id)
+        if fname is None and m.get("weights_left_out"):
+            left_out = m["weights_left_out"]
+            raise CheckpointError(f"{run_id} ships its training history only: {left_out['reason']}. "
+                                  f"Its weights are not in {folder}.")
         if fname is None:
             raise CheckpointError(f"{run_id} has no {role!r} file in {folder}")
         path = folder / fname
@@ -307,6 +325,18 @@ class RunStore:
             if role != "optim":
                 self._build(run_id, m, state)
         return m
+
+    def add_history_only(self, m: dict, reason: str) -> Path:
+        """Store complete run `m` (a manifest from another store) as its history only; refuses a run
+        already stored here, since a stored run is never replaced."""
+        if self.folder(m["id"]) is not None:
+            raise CheckpointError(f"{m['id']} is already in {self.folder(m['id']).parent}; a stored run is "
+                                  "never replaced")
+        out = history_only(m, reason)
+        folder = self.write_root / m["id"]
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / MANIFEST, json.dumps(out, indent=1).encode())
+        return folder
 
     # ---- training state ------------------------------------------------------------------
     def lock(self, run_id: str) -> FileLock:
@@ -402,6 +432,9 @@ class RunStore:
         """Start run `spec` from complete run `source_id`'s files: its weights files, verified, copied
         into the new run's folder. Returns the source's roles and files for the new manifest."""
         src = self.require(source_id)
+        if src.get("weights_left_out"):
+            raise CheckpointError(f"cannot start from {source_id}: it ships its training history only "
+                                  f"({src['weights_left_out']['reason']})")
         folder = self.writable_folder(spec.run_id)
         roles = {r: f for r, f in src["roles"].items() if r != "optim"}
         files = {}

@@ -278,7 +278,7 @@ def table(study: Study, store, test_images=None, test_labels=None, epochs=None, 
                 continue
             extra = [("test_accuracy" if m["kind"] == "classifier" else "test_mse")]
             preds = None
-            if (m["kind"] == "classifier" and test_images is not None
+            if (m["kind"] == "classifier" and test_images is not None and m["roles"]    # weights shipped
                     and any(k in PREDICTION_METRICS for k in wanted)):
                 preds = cached_predictions(store, rid, test_images)
             per_seed.append(run_metrics(m, wanted + extra, preds, test_labels))

@@ -123,6 +123,27 @@ def test_confusion_shows_the_chosen_runs(with_store, tiny_ids):
     assert any("nope-1" in w.value for w in at.warning) and len(charts(at)) == 1
 
 
+def test_runs_shipped_as_history_only_are_curves_not_models(trained_store, tiny_ids, tmp_path, monkeypatch):
+    import shutil
+    from fmnist_core import RunStore
+    shutil.copytree(trained_store.root, tmp_path / "ck")
+    store = RunStore(tmp_path / "ck")
+    for name in ("autoencoder", "scratch"):                    # these two ship as their history only
+        shutil.rmtree(store.folder(tiny_ids[name]))
+        store.add_history_only(trained_store.manifest(tiny_ids[name]), "left out for the test")
+    monkeypatch.setenv("FMNIST_CHECKPOINTS", str(store.root))
+    at = run_page("pages/training.py", run=tiny_ids["scratch"])              # curves need no weights
+    assert not at.exception and not at.warning and len(charts(at)) == 2
+    assert any("history only" in c.value for c in at.caption)
+    at = run_page("pages/confusion.py", runs=tiny_ids["scratch"])           # a network page does
+    assert not at.exception
+    assert any(tiny_ids["scratch"] in w.value and "history only" in w.value for w in at.warning)
+    assert tiny_ids["scratch"] not in at.multiselect(key="_w_runs").options
+    at = run_page("pages/reconstructions.py", run=tiny_ids["autoencoder"])
+    assert not at.exception
+    assert any("history only" in c.value for c in at.sidebar.caption)        # no autoencoder to show
+
+
 def test_damaged_checkpoint_is_named_and_nothing_runs_from_it(trained_store, tiny_ids, tmp_path, monkeypatch):
     import shutil
     root = tmp_path / "ck"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fmnist_core import CheckpointError, RunStore
-from fmnist_core.runs import DEFAULT_DIR
+from fmnist_core.runs import DEFAULT_DIR, history_only
 
 from conftest import tiny_specs
 
@@ -133,3 +133,26 @@ def test_find_sees_runs_added_after_its_index_was_built(trained_store, tiny_ids,
     assert store.find(other) == folder.name                        # its manifest landed later
     shutil.rmtree(folder)
     assert store.find(other) is None
+
+
+def test_a_run_shipped_as_its_history_only_keeps_its_figures_and_says_where_its_weights_went(
+        trained_store, tiny_ids, tmp_path):
+    shipped = RunStore(tmp_path / "shipped")
+    rid = tiny_ids["scratch"]
+    m = trained_store.manifest(rid)
+    shipped.add_history_only(m, "weights left out to keep the folder small; retrain with `study run X`")
+    assert [p.name for p in shipped.folder(rid).iterdir()] == ["manifest.json"]
+    row, full = shipped.summary(rid), trained_store.summary(rid)
+    assert row["has_weights"] is False and full["has_weights"] is True
+    assert (row["status"], row["test_accuracy"]) == ("complete", full["test_accuracy"])
+    kept = shipped.manifest(rid)
+    assert kept["history"] == m["history"] and kept["weights_left_out"]["files"] == m["files"]
+    shipped.verify(rid)                                    # only the manifest is there to check
+    with pytest.raises(CheckpointError, match=r"history only: weights left out .*`study run X`"):
+        shipped.load_model(rid)
+    with pytest.raises(CheckpointError, match="history only"):
+        shipped.copy_weights_from(rid, tiny_specs()["scratch"].replace(epochs=3))
+    with pytest.raises(CheckpointError, match="never replaced"):
+        shipped.add_history_only(m, "again")
+    with pytest.raises(CheckpointError, match="not complete"):
+        history_only(dict(m, complete=False), "a partial run")

@@ -77,8 +77,11 @@ def test_shipped_study_is_complete_and_its_runs_verify(name, fmnist):
         m = SHIPPED.verify(s["run_id"])           # every file matches its sha256
         assert m["data_fingerprint"].startswith(fmnist.fingerprint) and "optim" not in m["roles"]
         assert SHIPPED.is_read_only(s["run_id"])
+        if not m["roles"]:                        # shipped as its history only: it says so, and holds no file
+            assert m["weights_left_out"]["reason"] and m["spec"]["seed"] > 0, s["run_id"]
+            assert [p.name for p in SHIPPED.folder(s["run_id"]).glob("*.safetensors")] == []
     # One run per study evaluated again: its last weights give its recorded test figure.
-    rid = status[-1]["run_id"]
+    rid = next(s["run_id"] for s in reversed(status) if SHIPPED.manifest(s["run_id"])["roles"])
     m = SHIPPED.manifest(rid)
     model = SHIPPED.load_model(rid, "last")
     if m["kind"] == "classifier":
