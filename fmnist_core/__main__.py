@@ -279,14 +279,17 @@ def _markdown_table(study, rows: list[dict]) -> str:
         cells = [r["label"] + ("" if set(r["status"]) == {"complete"} else f" ({'/'.join(sorted(set(r['status'])))})")]
         for m in study.metrics:
             ours = _ours(r, m)
-            diff = f" ({_fmt(r['difference'][m], '+')})" if m in r["difference"] else ""
+            bold = "**" if r["beyond_noise"].get(m) else ""
+            diff = f" ({bold}{_fmt(r['difference'][m], '+')}{bold})" if m in r["difference"] else ""
             cells.append(f"{ours} / {_fmt(r['published'].get(m))}{diff}")
         test = next((m for m in ("test_accuracy", "test_mse") if m in r["ours"]), None)
         cells.append(_ours(r, test))
         lines.append("| " + " | ".join(cells) + " |")
     seeds = {r["seeds"] for r in rows if r["seeds"]}
     if seeds - {1}:
-        lines.append(f"\nMeans over {'/'.join(map(str, sorted(seeds)))} seeds, ± their standard deviation.")
+        lines.append(f"\nMeans over {'/'.join(map(str, sorted(seeds)))} seeds, ± their standard deviation. A "
+                     "difference in bold exceeds twice its noise, std × √(1 + 1/seeds): the published figure "
+                     "is one run.")
     claims = [f"- {r['label']}: {r['claim']}" for r in rows if r["claim"]]
     return "\n".join(lines + (["", "The document's claims:", *claims] if claims else []))
 

@@ -253,6 +253,13 @@ def run_metrics(manifest: dict, wanted, predictions=None, labels=None) -> dict[s
     return out
 
 
+def beyond_noise(difference: dict[str, float], std: dict[str, float], seeds: int) -> dict[str, bool]:
+    """Per metric with a spread over seeds: whether |ours - published| exceeds twice the noise of that
+    difference. The published figure is one run, so the noise is std * sqrt(1 + 1/seeds) (one run's
+    spread plus our mean's)."""
+    return {k: abs(d) > 2 * std[k] * math.sqrt(1 + 1 / seeds) for k, d in difference.items() if k in std}
+
+
 def table(study: Study, store, test_images=None, test_labels=None, epochs=None, subset=None) -> list[dict]:
     """Per trial: label, overrides from the base, ours (means over seeds, with std), published, run ids.
 
@@ -293,7 +300,8 @@ def table(study: Study, store, test_images=None, test_labels=None, epochs=None, 
                      if k not in ("pretrained_from", "init_seed_offset", "seed")}
         diff = {k: ours[k] - v for k, v in t.published.items() if k in ours and not math.isnan(ours[k])}
         rows.append({"label": t.label, "preset": t.preset, "overrides": overrides, "ours": ours, "std": std, "seeds": len(per_seed),
-                     "published": dict(t.published), "difference": diff, "claim": t.claim,
+                     "published": dict(t.published), "difference": diff,
+                     "beyond_noise": beyond_noise(diff, std, len(per_seed)), "claim": t.claim,
                      "run_ids": run_ids, "status": status})
     return rows
 

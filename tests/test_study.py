@@ -75,6 +75,22 @@ def test_seeds_run_each_trial_at_n_seeds(tmp_path):
     assert sorted(spec.seed for _, _, spec in specs) == [0, 1, 2] and len({s.run_id for *_, s in specs}) == 3
 
 
+def test_differences_beyond_the_noise_of_the_seeds_are_marked():
+    from fmnist_core.__main__ import _markdown_table
+    from fmnist_core.study import beyond_noise
+    # noise of (mean of 3) - (one published run) = std * sqrt(4/3): 2 x 0.003 x 1.155 = 0.0069
+    assert beyond_noise({"a": 0.0075, "b": -0.0065, "c": 0.5}, {"a": 0.003, "b": 0.003}, 3) == {"a": True, "b": False}
+    study = load_study("r2026-table1")
+    row = {"label": "scratch", "status": ["complete"] * 3, "seeds": 3, "claim": "",
+           "ours": {"final_test_acc": 0.9207, "test_accuracy": 0.9207}, "std": {"final_test_acc": 0.001},
+           "published": {"final_test_acc": 0.926}, "difference": {"final_test_acc": -0.0053},
+           "beyond_noise": {"final_test_acc": True}}
+    md = _markdown_table(study, [row])
+    assert "0.9207 ± 0.0010 / 0.9260 (**-0.0053**)" in md and "twice its noise" in md
+    md = _markdown_table(study, [dict(row, beyond_noise={"final_test_acc": False})])
+    assert "(-0.0053)" in md and "**" not in md
+
+
 @pytest.mark.parametrize("text, message", [
     ('name = "s"\ntitle = "t"\nsource = "x"\nbase = "r2024-autoencoder"\nmetrics = ["min_val_mse"]\nbogus = 1\n'
      '[[trials]]\nlabel = "a"\n', "unknown key 'bogus'"),
