@@ -3,7 +3,8 @@
     .venv/bin/python scripts/ship_history.py r2026-table1 --source /work/extra-runs --seeds 1,2
 
 Shipped weights must keep checkpoints/ under 100 MB; a study's extra seeds, which only give its tables
-their spread, ship as manifests (spec, per-epoch history, provenance, the sha256 of the files left out).
+their spread, and the exploration trials of `beyond-recipe`, ship as manifests (spec, per-epoch history,
+provenance, the sha256 of the files left out).
 Runs already in checkpoints/ are left as they are; incomplete runs are skipped and named.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main() -> int:
         if shipped.find(spec):
             print(f"{trial.label} seed {seed}: already shipped ({shipped.find(spec)})")
         elif m is None or not m["complete"]:
-            print(f"{trial.label} seed {seed}: not complete in {args.source}; skipped")
+            print(f"{trial.label} seed {seed}: {'partial' if m else 'not'} in {args.source}; skipped")
         else:
             source.verify(rid)
             print(f"{trial.label} seed {seed}: {shipped.add_history_only(m, reason)}")
