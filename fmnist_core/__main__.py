@@ -259,7 +259,7 @@ def _study_table(args, study, table) -> int:
                             + [f"{k}={v}" for k, v in shown.items()]) or "base"
         state = "/".join(sorted(set(r["status"])))
         print(f"{r['label']}  [{state}]  ({factors})")
-        for m in [*study.metrics, "test_accuracy", "test_mse"]:
+        for m in dict.fromkeys([*study.metrics, "test_accuracy", "test_mse"]):
             if m not in r["ours"] and m not in r["published"]:
                 continue
             ours = _ours(r, m)

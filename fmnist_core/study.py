@@ -53,6 +53,9 @@ HISTORY_METRICS = {
     "final_val_acc": _final("val_acc"),
     "final_test_acc": _final("test_acc"),
     "test_accuracy": lambda h: None,
+    # the test accuracy of the best validation epoch (its first, as training keeps it): what selecting
+    # on validation gives, read from any run's history without a run of its own
+    "best_val_test_acc": lambda h: max(h, key=lambda r: r["val_acc"])["test_acc"] if "val_acc" in h[0] else None,
     "gap_pts": lambda h: (h[-1]["train_acc"] - h[-1]["test_acc"]) * 100 if "train_acc" in h[-1] else None,
 }
 # Counts over the test set's 1,000 shirts (class 6) of the last weights' predictions.

@@ -290,3 +290,11 @@ def test_mse_metrics_belong_to_autoencoders_only(trained_store, tiny_ids):
     assert set(clf) == {"min_val_loss", "max_val_acc"}               # its cross-entropy is no MSE
     ae = run_metrics(trained_store.manifest(tiny_ids["autoencoder"]), ["min_val_mse", "test_mse"])
     assert set(ae) == {"min_val_mse", "test_mse"} and ae["min_val_mse"] > 0
+
+
+def test_best_val_test_acc_is_the_test_accuracy_of_the_first_best_validation_epoch():
+    from fmnist_core.study import run_metrics
+    h = [{"epoch": e, "val_acc": v, "test_acc": t, "train_acc": 0.9}
+         for e, (v, t) in enumerate([(0.90, 0.89), (0.93, 0.92), (0.93, 0.95), (0.91, 0.90)], 1)]
+    m = {"kind": "classifier", "history": h, "spec": {"recipe": {"select": "last"}}, "best_epoch": 2}
+    assert run_metrics(m, ["best_val_test_acc", "test_accuracy"]) == {"best_val_test_acc": 0.92, "test_accuracy": 0.90}
