@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .spec import ConvBlock, DecoderLayer, DecoderSpec, EncoderSpec, HeadSpec, OptimizerSpec, RunSpec, SpecError
+from .spec import (ConvBlock, DecoderLayer, DecoderSpec, EncoderSpec, HeadSpec, OptimizerSpec, RecipeSpec, RunSpec,
+                   SpecError)
 
 SCHEMES = ("scratch", "finetune", "frozen_random", "frozen_pretrained")
 SCHEME_SETUP = {            # (starts from the pretrained encoder, encoder frozen)
@@ -133,6 +134,15 @@ _TUTORIAL = RunSpec(
 _add(Preset("tutorial-autoencoder", _TUTORIAL, "Course tutorial, guide 12, exercise 5",
             "Conv(1->16, 3) unpadded + ReLU + MaxPool + Dropout 0.2; Linear 2704 -> 128 + ReLU -> 2704 + ReLU "
             "(no dropout there); ConvTranspose(16->1, 6, s2, p1) + Tanh; [-1, 1] pixels."))
+
+# ---- this project: the better recipe for the reference network (studies/beyond-recipe.toml) ------
+_add(Preset("recipe-scratch", PRESETS["reference-scratch"].spec.replace(
+    name="recipe-scratch", epochs=100, optimizer=OptimizerSpec(name="adamw", lr=1e-3, weight_decay=0.05),
+    recipe=RecipeSpec(translate=2, label_smoothing=0.1, schedule="cosine", warmup_epochs=2.0, select="best")),
+    "this project, studies/beyond-recipe.toml",
+    "The reference network and scheme `scratch` with the better recipe: shifts of up to ±2 px, label "
+    "smoothing 0.1, AdamW (weight decay 0.05), a cosine schedule with 2 warm-up epochs, 100 epochs, and "
+    "the weights of the best validation epoch."))
 
 # Fields a paired autoencoder shares with the classifier trained from it.
 SHARED_WITH_PRETRAIN = ("epochs", "subset", "seed", "val_size", "split_seed", "input_range")
