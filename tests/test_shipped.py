@@ -102,3 +102,14 @@ def test_the_readme_study_tables_are_the_output_of_study_table():
     spec.loader.exec_module(readme_tables)
     _, changed = readme_tables.filled(readme_tables.README.read_text())
     assert changed == [], f"README tables not current: {changed}; run scripts/readme_tables.py"
+
+
+def test_every_shipped_run_verifies_and_history_only_runs_say_why():
+    if not SHIPPED.run_ids():
+        pytest.skip("no shipped checkpoints")
+    for rid in SHIPPED.run_ids():
+        m = SHIPPED.verify(rid)                   # every file matches its sha256 and fits the architecture
+        assert m["complete"] and "optim" not in m["roles"], rid
+        if not m["roles"]:
+            assert m["weights_left_out"]["reason"] and m["weights_left_out"]["files"], rid
+            assert not list(SHIPPED.folder(rid).glob("*.safetensors")), rid
