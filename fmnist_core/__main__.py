@@ -272,24 +272,30 @@ def _study_table(args, study, table) -> int:
 
 def _markdown_table(study, rows: list[dict]) -> str:
     """One row per trial: each metric ours (± std over seeds) beside the published figure and the
-    difference, then our test accuracy or MSE; the document's claims below."""
-    head = ["trial", *[f"{m}: ours / published (diff)" for m in study.metrics], "test acc. or MSE"]
+    difference where the document gives one, then our test accuracy or MSE; the document's claims below."""
+    published = {m: any(m in r["published"] for r in rows) for m in study.metrics}
+    test_column = not {"test_accuracy", "test_mse"} & set(study.metrics)
+    head = ["trial", *[f"{m}: ours / published (diff)" if published[m] else m for m in study.metrics]]
+    head += ["test acc. or MSE"] * test_column
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["label"] + ("" if set(r["status"]) == {"complete"} else f" ({'/'.join(sorted(set(r['status'])))})")]
         for m in study.metrics:
             ours = _ours(r, m)
+            if not published[m]:
+                cells.append(ours)
+                continue
             bold = "**" if r["beyond_noise"].get(m) else ""
             diff = f" ({bold}{_fmt(r['difference'][m], '+')}{bold})" if m in r["difference"] else ""
             cells.append(f"{ours} / {_fmt(r['published'].get(m))}{diff}")
-        test = next((m for m in ("test_accuracy", "test_mse") if m in r["ours"]), None)
-        cells.append(_ours(r, test))
+        if test_column:
+            cells.append(_ours(r, next((m for m in ("test_accuracy", "test_mse") if m in r["ours"]), None)))
         lines.append("| " + " | ".join(cells) + " |")
     seeds = {r["seeds"] for r in rows if r["seeds"]}
     if seeds - {1}:
-        lines.append(f"\nMeans over {'/'.join(map(str, sorted(seeds)))} seeds, ± their standard deviation. A "
-                     "difference in bold exceeds twice its noise, std × √(1 + 1/seeds): the published figure "
-                     "is one run.")
+        lines.append(f"\nMeans over {'/'.join(map(str, sorted(seeds)))} seeds, ± their standard deviation."
+                     + (" A difference in bold exceeds twice its noise, std × √(1 + 1/seeds): the published "
+                        "figure is one run." if any(published.values()) else ""))
     claims = [f"- {r['label']}: {r['claim']}" for r in rows if r["claim"]]
     return "\n".join(lines + (["", "The document's claims:", *claims] if claims else []))
 

@@ -113,3 +113,20 @@ def test_every_shipped_run_verifies_and_history_only_runs_say_why():
         if not m["roles"]:
             assert m["weights_left_out"]["reason"] and m["weights_left_out"]["files"], rid
             assert not list(SHIPPED.folder(rid).glob("*.safetensors")), rid
+
+
+def test_the_better_recipe_reaches_its_goal_over_three_seeds_selected_on_validation(fmnist):
+    from fmnist_core.presets import preset
+    from fmnist_core.study import load_study, table
+    row = next(r for r in table(load_study("beyond-recipe"), SHIPPED) if r["label"] == "scratch: all but the flip, 100 epochs")
+    if row["seeds"] < 3:
+        pytest.skip("the better recipe's three seeds are not all shipped")
+    assert row["ours"]["test_accuracy"] >= 0.935 and row["std"]["test_accuracy"] < 0.005
+    for rid in row["run_ids"]:                        # selected on validation, never on the test set
+        h = SHIPPED.manifest(rid)["history"]
+        first_best = max(h, key=lambda r: r["val_acc"])
+        assert SHIPPED.manifest(rid)["best_epoch"] == first_best["epoch"]
+    seed0 = SHIPPED.find(preset("recipe-scratch").spec)          # ships with its weights
+    m = SHIPPED.manifest(seed0)
+    r = classifier_report(SHIPPED.load_model(seed0, "best"), fmnist.test_images, fmnist.test_labels)
+    assert r["test_accuracy"] == pytest.approx(m["history"][m["best_epoch"] - 1]["test_acc"], abs=2e-4)
