@@ -188,8 +188,9 @@ def reference_runs(store) -> dict[str, str]:
     """{"autoencoder": run id, "scratch": run id, ...}: the reference protocol's runs in `store`.
 
     Each is the run of the reference spec where the store has it (the shipped ones), else the
-    store's latest complete (else latest) run of the same preset name, one with weights first, so that
-    a store of one's own quick runs shows them by default too. Names with no run at all map to the reference spec's id.
+    store's latest complete (else latest) run of the same preset name, one with weights first, so
+    that a store of one's own quick runs shows them by default too. Names with no run at all map to
+    the reference spec's id.
     """
     by_name: dict[str, list[tuple[bool, bool, str, str]]] = {}
     for rid in store.run_ids():
