@@ -491,6 +491,12 @@ def thumbnail_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def recipe_result() -> dict:
+    """The better recipe (preset recipe-scratch) over seeds 0-2 in the store: mean, std, seeds, run ids."""
+    from fmnist_core.study import over_seeds
+    return over_seeds(store(), PRESETS["recipe-scratch"].spec)
+
+
 # ---- comparing runs and running studies ------------------------------------------------------
 def store_fingerprint() -> tuple:
     """Changes when any run's manifest is written, a run starts or stops training, or a study runs."""

@@ -263,6 +263,21 @@ def beyond_noise(difference: dict[str, float], std: dict[str, float], seeds: int
     return {k: abs(d) > 2 * std[k] * math.sqrt(1 + 1 / seeds) for k, d in difference.items() if k in std}
 
 
+def over_seeds(store, spec: RunSpec, seeds: int = 3, metric: str = "test_accuracy") -> dict:
+    """One spec at seeds 0..seeds-1: {"mean", "std" (None under 2 seeds), "seeds" found complete, "run_ids"}."""
+    values, run_ids = [], []
+    for seed in range(seeds):
+        rid = store.find(spec.replace(seed=seed))
+        m = store.manifest(rid) if rid else None
+        if m is not None and m["complete"]:
+            v = run_metrics(m, [metric]).get(metric)
+            if v is not None:
+                values.append(v)
+                run_ids.append(rid)
+    return {"mean": statistics.fmean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else None, "seeds": len(values), "run_ids": run_ids}
+
+
 def table(study: Study, store, test_images=None, test_labels=None, epochs=None, subset=None) -> list[dict]:
     """Per trial: label, overrides from the base, ours (means over seeds, with std), published, run ids.
 

@@ -68,6 +68,17 @@ def test_overview_shows_reference_results_and_all_runs(with_store, tiny_ids):
     assert sorted(at.dataframe[1].value.index) == sorted(tiny_ids.values())
 
 
+def test_overview_of_the_shipped_store_shows_the_better_recipe_and_which_runs_are_history(monkeypatch):
+    from fmnist_core.runs import DEFAULT_DIR
+    monkeypatch.setenv("FMNIST_CHECKPOINTS", str(DEFAULT_DIR))
+    at = run_page("pages/overview.py")
+    assert not at.exception, at.exception
+    assert any("recipe-scratch" in c.value and "over 3 seeds" in c.value for c in at.caption)
+    runs = at.dataframe[1].value
+    assert {"yes", "history only"} == set(runs["weights"])
+    assert runs.loc["reference-scratch-ebb8b6d8f8", "weights"] == "yes"
+
+
 def test_training_page_shows_the_chosen_run_and_the_form(with_store, tiny_ids):
     at = run_page("pages/training.py")
     assert at.selectbox(key="_w_run").value == tiny_ids["autoencoder"]       # the default: the reference AE

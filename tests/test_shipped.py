@@ -126,6 +126,10 @@ def test_the_better_recipe_reaches_its_goal_over_three_seeds_selected_on_validat
         h = SHIPPED.manifest(rid)["history"]
         first_best = max(h, key=lambda r: r["val_acc"])
         assert SHIPPED.manifest(rid)["best_epoch"] == first_best["epoch"]
+    from fmnist_core.study import over_seeds
+    summary = over_seeds(SHIPPED, preset("recipe-scratch").spec)  # what the Overview page shows
+    assert summary["seeds"] == 3 and summary["mean"] == pytest.approx(row["ours"]["test_accuracy"])
+    assert summary["std"] == pytest.approx(row["std"]["test_accuracy"])
     seed0 = SHIPPED.find(preset("recipe-scratch").spec)          # ships with its weights
     m = SHIPPED.manifest(seed0)
     r = classifier_report(SHIPPED.load_model(seed0, "best"), fmnist.test_images, fmnist.test_labels)
