@@ -263,64 +263,64 @@ def beyond_noise(difference: dict[str, float], std: dict[str, float], seeds: int
     return {k: abs(d) > 2 * std[k] * math.sqrt(1 + 1 / seeds) for k, d in difference.items() if k in std}
 
 
+def over_specs(store, specs, wanted, test_images=None, test_labels=None) -> dict:
+    """The metrics of one trial's runs (one spec per seed): {"ours" (means), "std" (where 2+ seeds),
+    "seeds" (complete runs counted), "run_ids", "status" (per spec: missing, partial, complete)}.
+
+    Only complete runs enter the means: a run still training would pull them towards its early
+    epochs. `test_images`/`test_labels` (uint8 (N, 28, 28), (N,)) are needed only for the prediction
+    metrics (shirt counts), and only runs with weights give them.
+    """
+    from .evaluate import cached_predictions
+    per_seed, run_ids, status = [], [], []
+    for spec in specs:
+        rid = store.find(spec)
+        m = store.manifest(rid) if rid else None
+        run_ids.append(rid or spec.run_id)
+        status.append("missing" if m is None else ("complete" if m["complete"] else "partial"))
+        if m is None or not m["complete"] or not m["history"]:
+            continue
+        preds = None
+        if (m["kind"] == "classifier" and test_images is not None and m["roles"]    # weights shipped
+                and any(k in PREDICTION_METRICS for k in wanted)):
+            preds = cached_predictions(store, rid, test_images)
+        per_seed.append(run_metrics(m, wanted, preds, test_labels))
+    ours, std = {}, {}
+    for k in {k for d in per_seed for k in d}:
+        values = [d[k] for d in per_seed if k in d]
+        ours[k] = statistics.fmean(values)
+        if len(values) > 1:
+            std[k] = statistics.stdev(values)
+    return {"ours": ours, "std": std, "seeds": len(per_seed), "run_ids": run_ids, "status": status}
+
+
 def over_seeds(store, spec: RunSpec, seeds: int = 3, metric: str = "test_accuracy") -> dict:
     """One spec at seeds 0..seeds-1: {"mean", "std" (None under 2 seeds), "seeds" found complete, "run_ids"}."""
-    values, run_ids = [], []
-    for seed in range(seeds):
-        rid = store.find(spec.replace(seed=seed))
-        m = store.manifest(rid) if rid else None
-        if m is not None and m["complete"]:
-            v = run_metrics(m, [metric]).get(metric)
-            if v is not None:
-                values.append(v)
-                run_ids.append(rid)
-    return {"mean": statistics.fmean(values) if values else None,
-            "std": statistics.stdev(values) if len(values) > 1 else None, "seeds": len(values), "run_ids": run_ids}
+    got = over_specs(store, [spec.replace(seed=s) for s in range(seeds)], [metric])
+    return {"mean": got["ours"].get(metric), "std": got["std"].get(metric), "seeds": got["seeds"],
+            "run_ids": [r for r, st in zip(got["run_ids"], got["status"]) if st == "complete"]}
 
 
 def table(study: Study, store, test_images=None, test_labels=None, epochs=None, subset=None) -> list[dict]:
-    """Per trial: label, overrides from the base, ours (means over seeds, with std), published, run ids.
-
-    Runs not in the store give empty `ours`. `test_images`/`test_labels` (uint8 (N, 28, 28), (N,)) are
-    needed only for the prediction metrics (shirt counts).
-    """
-    from .evaluate import cached_predictions
+    """Per trial: label, overrides from the base, ours (means over complete seeds, with std),
+    published, run ids and each seed's status. Trials with no complete run give empty `ours`."""
     base = get_preset(study.base).spec
-    wanted = list(study.metrics)
-    rows = []
     by_trial: dict[str, list[tuple[int, RunSpec]]] = {}
     for t, seed, spec in study.specs(epochs, subset):
         by_trial.setdefault(t.label, []).append((seed, spec))
+    rows = []
     for t in study.trials:
-        seeds = sorted(by_trial[t.label], key=lambda x: x[0])
-        per_seed, run_ids, status = [], [], []
-        for _, spec in seeds:
-            rid = store.find(spec)
-            m = store.manifest(rid) if rid else None
-            run_ids.append(rid or spec.run_id)
-            status.append("missing" if m is None else ("complete" if m["complete"] else "partial"))
-            if m is None or not m["history"]:
-                continue
-            extra = [("test_accuracy" if m["kind"] == "classifier" else "test_mse")]
-            preds = None
-            if (m["kind"] == "classifier" and test_images is not None and m["roles"]    # weights shipped
-                    and any(k in PREDICTION_METRICS for k in wanted)):
-                preds = cached_predictions(store, rid, test_images)
-            per_seed.append(run_metrics(m, wanted + extra, preds, test_labels))
-        ours, std = {}, {}
-        for k in {k for d in per_seed for k in d}:
-            values = [d[k] for d in per_seed if k in d]
-            ours[k] = statistics.fmean(values)
-            if len(values) > 1:
-                std[k] = statistics.stdev(values)
-        spec0 = seeds[0][1]
-        overrides = {k: v for k, v in spec0.differences(base).items()
+        specs = [spec for _, spec in sorted(by_trial[t.label], key=lambda x: x[0])]
+        extra = "test_accuracy" if specs[0].kind == "classifier" else "test_mse"
+        got = over_specs(store, specs, list(dict.fromkeys([*study.metrics, extra])), test_images, test_labels)
+        ours, std = got["ours"], got["std"]
+        overrides = {k: v for k, v in specs[0].differences(base).items()
                      if k not in ("pretrained_from", "init_seed_offset", "seed")}
         diff = {k: ours[k] - v for k, v in t.published.items() if k in ours and not math.isnan(ours[k])}
-        rows.append({"label": t.label, "preset": t.preset, "overrides": overrides, "ours": ours, "std": std, "seeds": len(per_seed),
-                     "published": dict(t.published), "difference": diff,
-                     "beyond_noise": beyond_noise(diff, std, len(per_seed)), "claim": t.claim,
-                     "run_ids": run_ids, "status": status})
+        rows.append({"label": t.label, "preset": t.preset, "overrides": overrides, "ours": ours, "std": std,
+                     "seeds": got["seeds"], "published": dict(t.published), "difference": diff,
+                     "beyond_noise": beyond_noise(diff, std, got["seeds"]), "claim": t.claim,
+                     "run_ids": got["run_ids"], "status": got["status"]})
     return rows
 
 

@@ -298,3 +298,28 @@ def test_best_val_test_acc_is_the_test_accuracy_of_the_first_best_validation_epo
          for e, (v, t) in enumerate([(0.90, 0.89), (0.93, 0.92), (0.93, 0.95), (0.91, 0.90)], 1)]
     m = {"kind": "classifier", "history": h, "spec": {"recipe": {"select": "last"}}, "best_epoch": 2}
     assert run_metrics(m, ["best_val_test_acc", "test_accuracy"]) == {"best_val_test_acc": 0.92, "test_accuracy": 0.90}
+
+
+def test_only_complete_runs_enter_a_trials_mean_over_seeds():
+    from fmnist_core.presets import preset
+    from fmnist_core.study import over_seeds, over_specs
+    spec = preset("reference-scratch").spec
+    specs = [spec.replace(seed=s) for s in range(3)]
+
+    def run(acc, complete):
+        return {"kind": "classifier", "complete": complete, "spec": {"recipe": {"select": "last"}},
+                "history": [{"epoch": 1, "val_acc": acc, "test_acc": acc, "train_acc": acc}]}
+
+    class Store:       # what over_specs asks of a store: find a spec's run, read its manifest
+        runs = {specs[0].run_id: run(0.92, True), specs[1].run_id: run(0.60, False)}
+
+        def find(self, s):
+            return s.run_id if s.run_id in self.runs else None
+
+        def manifest(self, rid):
+            return self.runs[rid]
+
+    got = over_specs(Store(), specs, ["test_accuracy", "max_val_acc"])
+    assert got["status"] == ["complete", "partial", "missing"] and got["seeds"] == 1
+    assert got["ours"] == {"test_accuracy": 0.92, "max_val_acc": 0.92} and got["std"] == {}  # not pulled to 0.76
+    assert over_seeds(Store(), spec) == {"mean": 0.92, "std": None, "seeds": 1, "run_ids": [specs[0].run_id]}
