@@ -1,6 +1,10 @@
 """The README's results table, from the checkpoint manifests, beside the published values.
 
-    .venv/bin/python benchmarks/results_table.py [--checkpoints DIR] [--findings]
+    .venv/bin/python benchmarks/results_table.py [--checkpoints DIR] [--findings] [--seeds]
+
+With --seeds it prints only Table I over seeds: the study `r2026-table1` (every scheme at seeds 0-2),
+our mean ± std beside the published single run, and whether the difference exceeds twice its noise
+(std * sqrt(1 + 1/seeds): the spread of one published run plus that of our mean).
 
 With --findings it also prints, per classifier, how the curves behave (where the validation loss
 bottoms out, how far it climbs after, the train-test gap at the end) and the most confused class
@@ -63,6 +67,42 @@ def table(store: RunStore) -> str:
     return "\n".join(lines)
 
 
+def seeds_table(store: RunStore) -> str:
+    """Table I over seeds: per scheme, our mean ± std beside the published figure, and the noise."""
+    import math
+
+    from fmnist_core.study import load_study, table as study_table
+    rows = {r["label"]: r for r in study_table(load_study("r2026-table1"), store)}
+
+    def pm(row, key, fmt="{:.4f}"):
+        if key not in row["ours"]:
+            return "–"
+        std = row["std"].get(key)
+        text = fmt.format(row["ours"][key]) + ("" if std is None else " ± " + fmt.format(std))
+        return f"**{text}**" if row["beyond_noise"].get(key) else text      # bold: beyond the noise
+
+    lines = ["| model | seeds | test acc: ours | published | difference | twice its noise | beyond the noise "
+             "| train acc: ours (published) | test loss: ours (published val. loss) | gap pts: ours (published) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in SCHEMES:
+        row, ref = rows[name], REFERENCE_RESULTS[name]
+        n, std = row["seeds"], row["std"].get("final_test_acc")
+        diff = row["difference"].get("final_test_acc")
+        noise = 2 * std * math.sqrt(1 + 1 / n) if std is not None else None
+        beyond = row["beyond_noise"].get("final_test_acc")
+        lines.append(
+            f"| {name} | {n} | {pm(row, 'final_test_acc')} | {ref['val_acc']:.4f} "
+            f"| {'–' if diff is None else f'{100 * diff:+.2f} pts'} | {'–' if noise is None else f'{100 * noise:.2f} pts'} "
+            f"| {'–' if beyond is None else ('**yes**' if beyond else 'no')} "
+            f"| {pm(row, 'final_train_acc')} ({ref['train_acc']:.4f}) | {pm(row, 'final_test_loss')} ({ref['val_loss']:.4f}) "
+            f"| {pm(row, 'gap_pts', '{:.2f}')} ({ref['gap_pts']:.2f}) |")
+    ae = rows["autoencoder"]
+    lines += ["", f"Autoencoder: test MSE {pm(ae, 'test_mse')} over {ae['seeds']} seeds (on the [-1, 1] scale; "
+              "the report publishes none). Last epoch of 50 for every run; means over seeds, ± their standard deviation; "
+              "in bold, ours where its difference from the published figure exceeds twice its noise."]
+    return "\n".join(lines) + "\n"
+
+
 def findings(store: RunStore) -> str:
     from fmnist_core import CLASS_NAMES, load_fashion_mnist
     from fmnist_core.evaluate import evaluate_runs, most_confused_pairs
@@ -93,8 +133,12 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoints", default=None)
     ap.add_argument("--findings", action="store_true", help="also the curves' behaviour and the confused pairs")
+    ap.add_argument("--seeds", action="store_true", help="only Table I over seeds, with the noise of each difference")
     args = ap.parse_args()
     store = RunStore(args.checkpoints)
+    if args.seeds:
+        print(seeds_table(store), end="")
+        raise SystemExit(0)
     print(table(store))
     if args.findings:
         print()

@@ -4,7 +4,8 @@
     .venv/bin/python scripts/readme_tables.py --check    # exit 1 naming the tables that differ
 
 Each table sits between `<!-- study table NAME -->` and `<!-- end of table -->` and is exactly the
-output of `python -m fmnist_core study table NAME --markdown` on the shipped checkpoints/.
+output of `python -m fmnist_core study table NAME --markdown` on the shipped checkpoints/. The block
+`<!-- results over seeds -->` ... `<!-- end of table -->` is `benchmarks/results_table.py --seeds`.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 README = ROOT / "README.md"
-BLOCK = re.compile(r"(<!-- study table (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end of table -->)", re.S)
+BLOCK = re.compile(r"(<!-- (?P<name>study table [\w-]+|results over seeds) -->\n)(?P<body>.*?)(<!-- end of table -->)", re.S)
 
 
 def study_markdown(name: str) -> str:
@@ -32,12 +33,24 @@ def study_markdown(name: str) -> str:
     return out.getvalue()
 
 
+def seeds_markdown() -> str:
+    import importlib.util
+
+    from fmnist_core import RunStore
+    from fmnist_core.runs import DEFAULT_DIR
+    spec = importlib.util.spec_from_file_location("results_table", ROOT / "benchmarks" / "results_table.py")
+    results_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results_table)
+    return results_table.seeds_table(RunStore(DEFAULT_DIR))
+
+
 def filled(text: str) -> tuple[str, list[str]]:
     """The README with every table refreshed, and the names of the tables that changed."""
     changed = []
 
     def fill(match: re.Match) -> str:
-        body = study_markdown(match["name"])
+        name = match["name"]
+        body = seeds_markdown() if name == "results over seeds" else study_markdown(name.removeprefix("study table "))
         if body != match["body"]:
             changed.append(match["name"])
         return match[1] + body + match[4]
