@@ -34,10 +34,10 @@ def main() -> int:
     for trial, seed, spec in study.specs():
         if seed not in seeds:
             continue
-        rid = source.find(spec)
+        rid, there = source.find(spec), shipped.find(spec)
         m = source.manifest(rid) if rid else None
-        if shipped.find(spec):
-            print(f"{trial.label} seed {seed}: already shipped ({shipped.find(spec)})")
+        if there:
+            print(f"{trial.label} seed {seed}: already shipped ({there})")
         elif m is None or not m["complete"]:
             print(f"{trial.label} seed {seed}: {'partial' if m else 'not'} in {args.source}; skipped")
         else:
