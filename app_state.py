@@ -497,6 +497,17 @@ def recipe_result() -> dict:
     return over_seeds(store(), PRESETS["recipe-scratch"].spec)
 
 
+def table_one_over_seeds() -> dict[str, dict]:
+    """{scheme: {"mean", "std" (None under 2 seeds), "seeds"}}: the 2026 Table I's last-epoch test
+    accuracy over the seeds of the study r2026-table1 in the store (test MSE for the autoencoder)."""
+    from fmnist_core.study import load_study, table
+    out = {}
+    for row in table(load_study("r2026-table1"), store()):
+        key = "final_test_acc" if row["label"] != "autoencoder" else "test_mse"
+        out[row["label"]] = {"mean": row["ours"].get(key), "std": row["std"].get(key), "seeds": row["seeds"]}
+    return out
+
+
 # ---- comparing runs and running studies ------------------------------------------------------
 def store_fingerprint() -> tuple:
     """Changes when any run's manifest is written, a run starts or stops training, or a study runs."""

@@ -66,6 +66,7 @@ def test_overview_shows_reference_results_and_all_runs(with_store, tiny_ids):
     assert table.loc["finetune", "epochs"] == "2/2"
     assert table.loc["finetune", "run"] == tiny_ids["finetune"]
     assert 0 < table.loc["finetune", "test acc (last)"] <= 1
+    assert table.loc["finetune", "test acc over seeds"] == "—"     # the study's full-size runs are not here
     assert sorted(at.dataframe[1].value.index) == sorted(tiny_ids.values())
 
 
@@ -75,6 +76,14 @@ def test_overview_of_the_shipped_store_shows_the_better_recipe_and_which_runs_ar
     at = run_page("pages/overview.py")
     assert not at.exception, at.exception
     assert any("recipe-scratch" in c.value and "over 3 seeds" in c.value for c in at.caption)
+    from fmnist_core import RunStore
+    from fmnist_core.study import load_study, table
+    study = {r["label"]: r for r in table(load_study("r2026-table1"), RunStore(DEFAULT_DIR))}
+    reference = at.dataframe[0].value
+    for scheme in ("scratch", "frozen_random"):        # seeds 1 and 2 ship as history: their spread shows
+        row = study[scheme]
+        assert reference.loc[scheme, "test acc over seeds"] == (
+            f"{row['ours']['final_test_acc']:.4f} ± {row['std']['final_test_acc']:.4f} ({row['seeds']} seeds)")
     runs = at.dataframe[1].value
     assert {"yes", "history only"} == set(runs["weights"])
     assert runs.loc["reference-scratch-ebb8b6d8f8", "weights"] == "yes"
