@@ -4,7 +4,8 @@ A study file (studies/*.toml, read with tomllib) holds a name, title, source, a 
 metrics the document reports, notes, optionally `seeds = N`, and the trials: each a label, an
 optional preset (default: the base), `set` overrides, the `published` value of each metric, an
 optional `pretrain` (the label of the autoencoder trial whose encoder a classifier starts from) and
-an optional `claim` (what the document states without a number). A `[grid]` table of field -> list of
+an optional `claim` (what the document states without a number) and an optional `seeds` (fewer
+than the study's, for an exploration trial whose choice was made at seed 0). A `[grid]` table of field -> list of
 values adds one trial per combination. Every trial is a run of the store; running a study is
 tune.py's job (the one module that talks to Ray).
 """
@@ -21,7 +22,7 @@ from .spec import RunSpec, SpecError, read_toml, resolve_alias
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 STUDY_KEYS = {"name", "title", "source", "base", "metrics", "notes", "seeds", "trials", "grid"}
-TRIAL_KEYS = {"label", "preset", "set", "published", "pretrain", "claim"}
+TRIAL_KEYS = {"label", "preset", "set", "published", "pretrain", "claim", "seeds"}
 
 
 class StudyError(ValueError):
@@ -72,6 +73,7 @@ class Trial:
     published: dict = field(default_factory=dict)
     pretrain: str | None = None
     claim: str | None = None
+    seeds: int | None = None           # None: the study's
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,8 @@ class Study:
         out = []
         for seed in range(self.seeds):
             for t in self.trials:
-                build(t, seed)
+                if seed < (t.seeds or self.seeds):
+                    build(t, seed)
         order = sorted(built.items(), key=lambda kv: (kv[1].kind != "autoencoder",))
         labels = {t.label: t for t in self.trials}
         for (label, seed), spec in order:
@@ -180,6 +183,9 @@ def load_study(ref: str | Path) -> Study:
     trials = [_trial(path, i, t, d["base"], metrics) for i, t in enumerate(d.get("trials", []))]
     trials += _grid_trials(path, d.get("grid"), d["base"])
     _need(bool(trials), path, "no trials: add [[trials]] tables or a [grid]")
+    over = next((t for t in trials if t.seeds is not None and t.seeds > seeds), None)
+    _need(over is None, path, f"trial {getattr(over, 'label', '')!r}: seeds = {getattr(over, 'seeds', '')} is more "
+          f"than the study's {seeds}")
     labels = [t.label for t in trials]
     dup = next((x for x in labels if labels.count(x) > 1), None)
     _need(dup is None, path, f"two trials are labelled {dup!r}")
@@ -209,8 +215,11 @@ def _trial(path, i: int, t, base: str, metrics) -> Trial:
     for k, v in published.items():
         _need(k in metrics, path, f"{where}: published {k!r} is not one of the study's metrics ({', '.join(metrics)})")
         _need(isinstance(v, (int, float)) and not isinstance(v, bool), path, f"{where}: published {k!r} must be a number")
+    seeds = t.get("seeds")
+    _need(seeds is None or (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1), path,
+          f"{where}: 'seeds' must be a whole number >= 1")
     return Trial(t["label"], name, {resolve_alias(k): v for k, v in overrides.items()}, dict(published),
-                 t.get("pretrain"), t.get("claim"))
+                 t.get("pretrain"), t.get("claim"), seeds)
 
 
 def _grid_trials(path, grid, base: str) -> list[Trial]:

@@ -28,7 +28,7 @@ def test_every_study_file_loads_and_every_trial_builds():
             "r2024", "readme", "tutorial"} <= set(studies)
     for s in studies.values():
         items = s.specs()
-        assert len(items) == len(s.trials) * s.seeds
+        assert len(items) == sum(t.seeds or s.seeds for t in s.trials)
         seen = set()
         for trial, _, spec in items:            # an autoencoder always comes before its classifiers
             assert spec.pretrained_from is None or spec.pretrained_from in seen, (s.name, trial.label)
@@ -73,6 +73,10 @@ def test_seeds_run_each_trial_at_n_seeds(tmp_path):
                  'metrics = ["max_val_acc"]\n[[trials]]\nlabel = "a"\n')
     specs = load_study(f).specs()
     assert sorted(spec.seed for _, _, spec in specs) == [0, 1, 2] and len({s.run_id for *_, s in specs}) == 3
+    f.write_text(f.read_text() + '[[trials]]\nlabel = "b"\nseeds = 1\nset = { "optimizer.lr" = 0.01 }\n')
+    specs = load_study(f).specs()                    # an exploration trial at fewer seeds than the study's
+    assert sorted(seed for t, seed, _ in specs if t.label == "b") == [0]
+    assert sorted(seed for t, seed, _ in specs if t.label == "a") == [0, 1, 2]
 
 
 def test_differences_beyond_the_noise_of_the_seeds_are_marked():
@@ -104,6 +108,10 @@ def test_differences_beyond_the_noise_of_the_seeds_are_marked():
      '[[trials]]\nlabel = "c"\npreset = "r2024-finetune"\npretrain = "zz"\n', "no trial labelled 'zz'"),
     ('name = "s"\ntitle = "t"\nsource = "x"\nbase = "nope"\nmetrics = ["min_val_mse"]\n', "unknown preset 'nope'"),
     ("name = ", "not valid TOML"),
+    ('name = "s"\ntitle = "t"\nsource = "x"\nbase = "reference-scratch"\nmetrics = ["max_val_acc"]\n'
+     '[[trials]]\nlabel = "a"\nseeds = 2\n', "trial 'a': seeds = 2 is more than the study's 1"),
+    ('name = "s"\ntitle = "t"\nsource = "x"\nbase = "reference-scratch"\nmetrics = ["max_val_acc"]\n'
+     '[[trials]]\nlabel = "a"\nseeds = 0\n', "trial 'a': 'seeds' must be a whole number >= 1"),
 ])
 def test_a_bad_study_file_gets_one_message_naming_it(tmp_path, text, message):
     f = tmp_path / "bad.toml"
