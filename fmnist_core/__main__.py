@@ -265,6 +265,11 @@ def _study_table(args, study, table) -> int:
             ours = _ours(r, m)
             diff = f"  diff {_fmt(r['difference'][m], '+')}" if m in r["difference"] else ""
             print(f"    {m:<22} ours {ours:<18} published {_fmt(r['published'].get(m)):<8}{diff}")
+        if r["gain"]:
+            gains = ", ".join(f"{m} {_fmt(g, '+')}" + (" (beyond the noise)" if r["gain_beyond_noise"].get(m) else "")
+                              for m in dict.fromkeys([*study.metrics, "test_accuracy", "test_mse"])
+                              if (g := r["gain"].get(m)) is not None)
+            print(f"    against {r['against']!r}: {gains}")
         if r["claim"]:
             print(f"    claim: {r['claim']}")
     return 0
@@ -277,6 +282,8 @@ def _markdown_table(study, rows: list[dict]) -> str:
     test_column = not {"test_accuracy", "test_mse"} & set(study.metrics)
     head = ["trial", *[f"{m}: ours / published (diff)" if published[m] else m for m in study.metrics]]
     head += ["test acc. or MSE"] * test_column
+    gain_column = any(r.get("against") for r in rows)
+    head += ["gain in test acc. or MSE over the trial it changes"] * gain_column
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["label"] + ("" if set(r["status"]) == {"complete"} else f" ({'/'.join(sorted(set(r['status'])))})")]
@@ -290,12 +297,19 @@ def _markdown_table(study, rows: list[dict]) -> str:
             cells.append(f"{ours} / {_fmt(r['published'].get(m))}{diff}")
         if test_column:
             cells.append(_ours(r, next((m for m in ("test_accuracy", "test_mse") if m in r["ours"]), None)))
+        if gain_column:
+            m = next((m for m in ("test_accuracy", "test_mse") if m in r["gain"]), None)
+            bold = "**" if r["gain_beyond_noise"].get(m) else ""
+            cells.append(f"{bold}{_fmt(r['gain'][m], '+')}{bold}" if m else "–")
         lines.append("| " + " | ".join(cells) + " |")
     seeds = {r["seeds"] for r in rows if r["seeds"]}
     if seeds - {1}:
         lines.append(f"\nMeans over {'/'.join(map(str, sorted(seeds)))} seeds, ± their standard deviation."
                      + (" A difference in bold exceeds twice its noise, std × √(1 + 1/seeds): the published "
                         "figure is one run." if any(published.values()) else ""))
+    if gain_column:
+        lines.append("\nA gain is our mean minus that of the trial it changes; in bold where it exceeds twice its "
+                     "standard error, √(std₁²/seeds₁ + std₂²/seeds₂).")
     claims = [f"- {r['label']}: {r['claim']}" for r in rows if r["claim"]]
     return "\n".join(lines + (["", "The document's claims:", *claims] if claims else []))
 

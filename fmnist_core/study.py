@@ -4,8 +4,9 @@ A study file (studies/*.toml, read with tomllib) holds a name, title, source, a 
 metrics the document reports, notes, optionally `seeds = N`, and the trials: each a label, an
 optional preset (default: the base), `set` overrides, the `published` value of each metric, an
 optional `pretrain` (the label of the autoencoder trial whose encoder a classifier starts from) and
-an optional `claim` (what the document states without a number) and an optional `seeds` (fewer
-than the study's, for an exploration trial whose choice was made at seed 0). A `[grid]` table of field -> list of
+an optional `claim` (what the document states without a number), an optional `seeds` (fewer
+than the study's, for an exploration trial whose choice was made at seed 0) and an optional `against`
+(the label of the trial it changes: the table gives the gain over it, and whether that exceeds the noise). A `[grid]` table of field -> list of
 values adds one trial per combination. Every trial is a run of the store; running a study is
 tune.py's job (the one module that talks to Ray).
 """
@@ -22,7 +23,7 @@ from .spec import RunSpec, SpecError, read_toml, resolve_alias
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 STUDY_KEYS = {"name", "title", "source", "base", "metrics", "notes", "seeds", "trials", "grid"}
-TRIAL_KEYS = {"label", "preset", "set", "published", "pretrain", "claim", "seeds"}
+TRIAL_KEYS = {"label", "preset", "set", "published", "pretrain", "claim", "seeds", "against"}
 
 
 class StudyError(ValueError):
@@ -74,6 +75,7 @@ class Trial:
     pretrain: str | None = None
     claim: str | None = None
     seeds: int | None = None           # None: the study's
+    against: str | None = None         # the label of the trial whose figures this one's gain is measured from
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,9 @@ def load_study(ref: str | Path) -> Study:
     trials = [_trial(path, i, t, d["base"], metrics) for i, t in enumerate(d.get("trials", []))]
     trials += _grid_trials(path, d.get("grid"), d["base"])
     _need(bool(trials), path, "no trials: add [[trials]] tables or a [grid]")
+    unknown = next((t for t in trials if t.against is not None and t.against not in {u.label for u in trials}), None)
+    _need(unknown is None, path, f"trial {getattr(unknown, 'label', '')!r}: against {getattr(unknown, 'against', '')!r} "
+          "is no trial's label")
     over = next((t for t in trials if t.seeds is not None and t.seeds > seeds), None)
     _need(over is None, path, f"trial {getattr(over, 'label', '')!r}: seeds = {getattr(over, 'seeds', '')} is more "
           f"than the study's {seeds}")
@@ -218,8 +223,9 @@ def _trial(path, i: int, t, base: str, metrics) -> Trial:
     seeds = t.get("seeds")
     _need(seeds is None or (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1), path,
           f"{where}: 'seeds' must be a whole number >= 1")
+    _need(t.get("against") is None or isinstance(t["against"], str), path, f"{where}: 'against' must be a trial's label")
     return Trial(t["label"], name, {resolve_alias(k): v for k, v in overrides.items()}, dict(published),
-                 t.get("pretrain"), t.get("claim"), seeds)
+                 t.get("pretrain"), t.get("claim"), seeds, t.get("against"))
 
 
 def _grid_trials(path, grid, base: str) -> list[Trial]:
@@ -272,6 +278,13 @@ def beyond_noise(difference: dict[str, float], std: dict[str, float], seeds: int
     return {k: abs(d) > 2 * std[k] * math.sqrt(1 + 1 / seeds) for k, d in difference.items() if k in std}
 
 
+def gain_beyond_noise(gain: dict[str, float], a: dict, b: dict) -> dict[str, bool]:
+    """Per metric with a spread in both rows (table rows a and b, gain = a - b): whether the gain
+    exceeds twice its standard error, sqrt(std_a^2 / seeds_a + std_b^2 / seeds_b)."""
+    return {k: abs(g) > 2 * math.sqrt(a["std"][k] ** 2 / a["seeds"] + b["std"][k] ** 2 / b["seeds"])
+            for k, g in gain.items() if k in a["std"] and k in b["std"]}
+
+
 def over_specs(store, specs, wanted, test_images=None, test_labels=None) -> dict:
     """The metrics of one trial's runs (one spec per seed): {"ours" (means), "std" (where 2+ seeds),
     "seeds" (complete runs counted), "run_ids", "status" (per spec: missing, partial, complete)}.
@@ -312,7 +325,8 @@ def over_seeds(store, spec: RunSpec, seeds: int = 3, metric: str = "test_accurac
 
 def table(study: Study, store, test_images=None, test_labels=None, epochs=None, subset=None) -> list[dict]:
     """Per trial: label, overrides from the base, ours (means over complete seeds, with std),
-    published, run ids and each seed's status. Trials with no complete run give empty `ours`."""
+    published, run ids and each seed's status; for a trial `against` another, its `gain` over that
+    trial and `gain_beyond_noise`. Trials with no complete run give empty `ours`."""
     base = get_preset(study.base).spec
     by_trial: dict[str, list[tuple[int, RunSpec]]] = {}
     for t, seed, spec in study.specs(epochs, subset):
@@ -329,7 +343,14 @@ def table(study: Study, store, test_images=None, test_labels=None, epochs=None, 
         rows.append({"label": t.label, "preset": t.preset, "overrides": overrides, "ours": ours, "std": std,
                      "seeds": got["seeds"], "published": dict(t.published), "difference": diff,
                      "beyond_noise": beyond_noise(diff, std, got["seeds"]), "claim": t.claim,
-                     "run_ids": got["run_ids"], "status": got["status"]})
+                     "run_ids": got["run_ids"], "status": got["status"], "against": t.against,
+                     "gain": {}, "gain_beyond_noise": {}})
+    by_label = {r["label"]: r for r in rows}
+    for r in rows:                      # what a change buys over the trial it changes
+        if r["against"] is not None:
+            other = by_label[r["against"]]
+            r["gain"] = {k: v - other["ours"][k] for k, v in r["ours"].items() if k in other["ours"]}
+            r["gain_beyond_noise"] = gain_beyond_noise(r["gain"], r, other)
     return rows
 
 

@@ -112,6 +112,8 @@ def test_differences_beyond_the_noise_of_the_seeds_are_marked():
      '[[trials]]\nlabel = "a"\nseeds = 2\n', "trial 'a': seeds = 2 is more than the study's 1"),
     ('name = "s"\ntitle = "t"\nsource = "x"\nbase = "reference-scratch"\nmetrics = ["max_val_acc"]\n'
      '[[trials]]\nlabel = "a"\nseeds = 0\n', "trial 'a': 'seeds' must be a whole number >= 1"),
+    ('name = "s"\ntitle = "t"\nsource = "x"\nbase = "reference-scratch"\nmetrics = ["max_val_acc"]\n'
+     '[[trials]]\nlabel = "a"\nagainst = "zz"\n', "trial 'a': against 'zz' is no trial's label"),
 ])
 def test_a_bad_study_file_gets_one_message_naming_it(tmp_path, text, message):
     f = tmp_path / "bad.toml"
@@ -142,7 +144,10 @@ def test_cli_study_list_and_table_of_the_shipped_runs(capsys, fmnist):
     md = capsys.readouterr().out.splitlines()
     assert md[0].startswith("| trial | final_train_loss: ours / published (diff) |") and md[1].startswith("|---|")
     finetune_row = next(line for line in md if line.startswith("| finetune"))
-    assert f"{ft['ours']['final_test_acc']:.4f} / 0.9276 ({ft['difference']['final_test_acc']:+.4f})" in finetune_row
+    spread = f" ± {ft['std']['final_test_acc']:.4f}" if "final_test_acc" in ft["std"] else ""
+    bold = "**" if ft["beyond_noise"].get("final_test_acc") else ""
+    assert (f"{ft['ours']['final_test_acc']:.4f}{spread} / 0.9276 ({bold}{ft['difference']['final_test_acc']:+.4f}{bold})"
+            in finetune_row)
     assert main(["study", "table", "nope"]) == 2
     assert "no study 'nope'" in capsys.readouterr().err
 
@@ -331,3 +336,35 @@ def test_only_complete_runs_enter_a_trials_mean_over_seeds():
     assert got["status"] == ["complete", "partial", "missing"] and got["seeds"] == 1
     assert got["ours"] == {"test_accuracy": 0.92, "max_val_acc": 0.92} and got["std"] == {}  # not pulled to 0.76
     assert over_seeds(Store(), spec) == {"mean": 0.92, "std": None, "seeds": 1, "run_ids": [specs[0].run_id]}
+
+
+def test_a_trial_against_another_gets_its_gain_and_whether_it_exceeds_the_noise(tmp_path):
+    from fmnist_core.__main__ import _markdown_table
+    f = tmp_path / "s.toml"
+    f.write_text('name = "s"\ntitle = "t"\nsource = "x"\nbase = "reference-scratch"\nseeds = 3\n'
+                 'metrics = ["test_accuracy"]\n[[trials]]\nlabel = "base"\n'
+                 '[[trials]]\nlabel = "small"\nagainst = "base"\nset = { "recipe.translate" = 1 }\n'
+                 '[[trials]]\nlabel = "big"\nagainst = "base"\nset = { "recipe.translate" = 2 }\n')
+    study = load_study(f)
+    # per trial, its test accuracy at seeds 0-2: "small" gains 0.002 (under its noise), "big" 0.02
+    accs = {"base": [0.920, 0.922, 0.924], "small": [0.921, 0.925, 0.926], "big": [0.940, 0.942, 0.944]}
+    runs = {spec.run_id: {"kind": "classifier", "complete": True, "spec": {"recipe": {"select": "last"}},
+                          "history": [{"epoch": 1, "val_acc": 0.9, "test_acc": accs[t.label][seed], "train_acc": 1}]}
+            for t, seed, spec in study.specs()}
+
+    class Store:       # what table asks of a store: find a spec's run, read its manifest
+        def find(self, spec):
+            return spec.run_id
+
+        def manifest(self, rid):
+            return runs[rid]
+
+    rows = {r["label"]: r for r in table(study, Store())}
+    assert rows["base"]["gain"] == {} and rows["small"]["against"] == "base"
+    assert rows["small"]["gain"]["test_accuracy"] == pytest.approx(0.002)
+    assert rows["big"]["gain"]["test_accuracy"] == pytest.approx(0.020)
+    # twice the standard error: 2 * sqrt(0.002^2/3 + std_small^2/3) = 0.0042 > 0.002; < 0.020
+    assert rows["small"]["gain_beyond_noise"] == {"test_accuracy": False}
+    assert rows["big"]["gain_beyond_noise"] == {"test_accuracy": True}
+    md = _markdown_table(study, list(rows.values()))
+    assert "| **+0.0200** |" in md and "| +0.0020 |" in md and "twice its standard error" in md
