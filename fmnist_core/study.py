@@ -3,11 +3,11 @@
 A study file (studies/*.toml, read with tomllib) holds a name, title, source, a base preset, the
 metrics the document reports, notes, optionally `seeds = N`, and the trials: each a label, an
 optional preset (default: the base), `set` overrides, the `published` value of each metric, an
-optional `pretrain` (the label of the autoencoder trial whose encoder a classifier starts from) and
-an optional `claim` (what the document states without a number), an optional `seeds` (fewer
-than the study's, for an exploration trial whose choice was made at seed 0) and an optional `against`
-(the label of the trial it changes: the table gives the gain over it, and whether that exceeds the noise). A `[grid]` table of field -> list of
-values adds one trial per combination. Every trial is a run of the store; running a study is
+optional `pretrain` (the label of the autoencoder trial whose encoder a classifier starts from), an
+optional `claim` (what the document states without a number), an optional `seeds` (fewer than the
+study's, for an exploration trial decided at seed 0) and an optional `against` (the label of the
+trial it changes: the table gives the gain over it, and whether that exceeds the noise). A `[grid]`
+table of field -> list of values adds one trial per combination. Every trial is a run of the store; running a study is
 tune.py's job (the one module that talks to Ray).
 """
 from __future__ import annotations
