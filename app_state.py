@@ -500,9 +500,8 @@ def recipe_result() -> dict:
 def table_one_over_seeds() -> dict[str, dict]:
     """{scheme: {"mean", "std" (None under 2 seeds), "seeds"}}: the 2026 Table I's last-epoch test
     accuracy over the seeds of the study r2026-table1 in the store (test MSE for the autoencoder)."""
-    from fmnist_core.study import load_study, table
     out = {}
-    for row in table(load_study("r2026-table1"), store()):
+    for row in study_table("r2026-table1"):
         key = "final_test_acc" if row["label"] != "autoencoder" else "test_mse"
         out[row["label"]] = {"mean": row["ours"].get(key), "std": row["std"].get(key), "seeds": row["seeds"]}
     return out
@@ -533,6 +532,22 @@ def _studies() -> list:
 def studies() -> list:
     """Every study file of studies/ (Study objects)."""
     return _studies()
+
+
+@st.cache_data(show_spinner="Reading the study's runs…", max_entries=16)
+def _study_table(name: str, with_predictions: bool, fingerprint: tuple) -> list[dict]:
+    from fmnist_core.study import table
+    images, labels = test_arrays() if with_predictions else (None, None)
+    return table(next(s for s in _studies() if s.name == name), store(), images, labels)
+
+
+def study_table(name: str) -> list[dict]:
+    """study.table of the study `name` on the store (full size), cached until a run changes. The shirt
+    counts of a study that reports them need the data set; without it those cells stay empty."""
+    from fmnist_core.study import PREDICTION_METRICS
+    study = next(s for s in _studies() if s.name == name)
+    needs = any(m in PREDICTION_METRICS for m in study.metrics)
+    return _study_table(name, needs and test_set() is not None, store_fingerprint())
 
 
 @st.cache_data(show_spinner="Reading the runs…", max_entries=4)

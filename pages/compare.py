@@ -74,6 +74,33 @@ def runs_table_ui(df: pd.DataFrame, key: str) -> list[str]:
     return [rid for i in picked for rid in df.attrs["runs"][i]]
 
 
+def study_table_ui(name: str) -> None:
+    """The study's own table: per trial, ours (mean ± std over complete seeds) beside the published
+    figure, and the gain over the trial it changes, each with whether it exceeds the noise."""
+    rows = app.study_table(name)
+    metrics = list(dict.fromkeys([*next(s for s in app.studies() if s.name == name).metrics,
+                                  *(m for r in rows for m in ("test_accuracy", "test_mse") if m in r["ours"])]))
+    with st.expander("The study's table: ours beside the published figures", expanded=False):
+        first = next((m for m in ("final_test_acc", "test_accuracy", "test_mse") if m in metrics), metrics[0])
+        metric = st.selectbox("metric", metrics, index=metrics.index(first), key=f"cmp_study_metric_{name}")
+        mark = {True: "yes", False: "no"}
+        frame = pd.DataFrame([{
+            "trial": r["label"], "seeds": r["seeds"], "ours": r["ours"].get(metric), "± std": r["std"].get(metric),
+            "published": r["published"].get(metric), "difference": r["difference"].get(metric),
+            "beyond the noise": mark.get(r["beyond_noise"].get(metric)),
+            "against": r["against"], "gain": r["gain"].get(metric),
+            "gain beyond the noise": mark.get(r["gain_beyond_noise"].get(metric)),
+            "runs": "/".join(sorted(set(r["status"])))} for r in rows])
+        frame = frame.dropna(axis="columns", how="all")
+        number = st.column_config.NumberColumn(format="%.4f")
+        st.dataframe(frame, hide_index=True, width="stretch",
+                     column_config={c: number for c in ("ours", "± std", "published", "difference", "gain")})
+        st.caption("Means over the complete seeds of each trial (a trial still training adds nothing until it "
+                   "finishes). A difference from the published single run is beyond the noise when it exceeds "
+                   "2·std·√(1 + 1/seeds); a gain over the trial it changes, when it exceeds twice its standard "
+                   "error. `python -m fmnist_core study table " + name + " --markdown` prints every metric.")
+
+
 def links_ui(selected: list[str], kinds: dict[str, str]) -> None:
     """One click to open the selected runs on the other pages, through the run picker's URL parameter."""
     if not selected:
@@ -406,6 +433,8 @@ def compare() -> None:
     st.download_button("Download CSV", df.drop(columns=["open"]).to_csv(index=False).encode(),
                        file_name=f"runs-{study.replace(' ', '-')}.csv", mime="text/csv")
     links_ui(selected, {r["id"]: r["kind"] for r in shown})
+    if study != ALL_RUNS:
+        study_table_ui(study)
     st.header("Curves and factors")
     views_ui(shown, selected, grouped)
     study_ui(studies)

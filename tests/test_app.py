@@ -3,6 +3,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -200,7 +201,16 @@ def test_compare_over_the_shipped_runs_shows_factors_results_and_published_value
     params = [p["name"] for p in spec["params"]]                     # Altair lifts them to the top
     varying = 2 + ("seed" in table.columns)                          # init, frozen (and seed): one view each
     assert sorted(params) == [f"brush_f{i}" for i in range(varying)]
-    trials = at.dataframe[1].value                                   # Table I at 3 seeds: seed 0 shipped
+    from fmnist_core import RunStore
+    from fmnist_core.study import load_study, table as study_table
+    ours = {r["label"]: r for r in study_table(load_study("r2026-table1"), RunStore(DEFAULT_DIR))}
+    own = at.dataframe[1].value.set_index("trial")                   # the study's table, at final_test_acc
+    assert own.loc["finetune", "published"] == 0.9276 and own.loc["finetune", "ours"] == \
+        pytest.approx(ours["finetune"]["ours"]["final_test_acc"])
+    assert own.loc["scratch", "seeds"] == ours["scratch"]["seeds"]
+    if ours["scratch"]["seeds"] > 1:
+        assert own.loc["scratch", "beyond the noise"] == ("yes" if ours["scratch"]["beyond_noise"]["final_test_acc"] else "no")
+    trials = at.dataframe[2].value                                   # Table I at 3 seeds: seed 0 shipped
     assert len(trials) == 15 and set(trials.loc[trials["seed"] == 0, "status"]) == {"complete"}
     done = len(table) - (table["kind"] == "autoencoder").sum() if "kind" in table.columns else len(table)
     assert any(re.search(rf"\b{done} of {done} classifier runs drawn", c.value) for c in at.caption), \
@@ -222,7 +232,10 @@ def test_compare_with_a_partial_study_and_a_study_running(with_store, tiny_ids):
         at = run_page("pages/compare.py", study="r2026-table1")
         assert not at.exception, at.exception
         assert sorted(at.dataframe[0].value["run"]) == sorted(tiny_ids.values())
-        trials = at.dataframe[1].value
+        own = at.dataframe[1].value                                   # the study's table at full size: no runs yet
+        assert list(own["trial"]) == ["autoencoder", "finetune", "scratch", "frozen_pretrained", "frozen_random"]
+        assert "ours" not in own.columns and set(own["runs"]) == {"missing"}
+        trials = at.dataframe[2].value
         assert len(trials) == 15 and (trials["status"] == "complete").sum() == 5
         assert set(trials.loc[trials["seed"] > 0, "status"]) == {"missing"}
         assert any("Running since" in i.value for i in at.info)
@@ -259,3 +272,16 @@ def test_compare_renders_fast_after_its_first_visit(tmp_path, monkeypatch, runs,
         table = at.dataframe[0].value
         assert not at.exception and len(table) == runs // 5 and set(table["seeds"]) == {5}
         assert (table["best ± std"] > 0).all() and "seed" not in table.columns
+
+
+def test_compare_shows_a_studys_gains_over_the_trial_each_changes(monkeypatch):
+    from fmnist_core.runs import DEFAULT_DIR
+    monkeypatch.setenv("FMNIST_CHECKPOINTS", str(DEFAULT_DIR))
+    at = run_page("pages/compare.py", study="beyond-recipe")
+    assert not at.exception, at.exception
+    own = at.dataframe[1].value.set_index("trial")
+    recipe = own.loc["scratch: all but the flip, 100 epochs"]      # the better recipe, 3 seeds shipped
+    assert recipe["against"] == "scratch: reference recipe" and recipe["seeds"] == 3
+    assert recipe["gain"] == pytest.approx(recipe["ours"] - own.loc["scratch: reference recipe", "ours"])
+    assert recipe["gain"] > 0.01 and recipe["gain beyond the noise"] == "yes"
+    assert pd.isna(own.loc["finetune: reference recipe", "against"])
