@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
@@ -430,13 +431,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "study" and args.verb != "list" and not args.study:
         parser.error(f"study {args.verb} needs a study name or file (see `study list`)")
     try:
-        return args.func(args)
+        rc = args.func(args)
+        sys.stdout.flush()             # here, so a closed pipe is caught below and not at exit
+        return rc
     except (DataError, CheckpointError, SpecError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished epochs are saved; run the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:            # the reader went away (`... | head`): stop quietly, as `cat` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -136,3 +136,18 @@ def test_an_explicit_data_folder_without_the_files_is_never_replaced_by_another_
 def test_unknown_run_is_named(trained_store, capsys):
     assert main(["evaluate", "--checkpoints", str(trained_store.root), "--run", "nope"]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(monkeypatch, capsys):
+    import os
+    import sys
+    read_end, write_end = os.pipe()
+    os.close(read_end)                          # `... | head` after head has gone: writes fail with EPIPE
+    out = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", out)
+    try:
+        assert main(["study", "list"]) == 141   # no traceback: the shell's code for a closed pipe
+        out.write("more")
+        out.flush()                             # stdout now goes nowhere, so the exit's flush cannot fail
+    finally:
+        out.close()
