@@ -534,18 +534,23 @@ def studies() -> list:
     return _studies()
 
 
+def study_named(name: str):
+    """The Study of studies/NAME.toml (among `studies()`)."""
+    return next(s for s in _studies() if s.name == name)
+
+
 @st.cache_data(show_spinner="Reading the study's runs…", max_entries=16)
 def _study_table(name: str, with_predictions: bool, fingerprint: tuple) -> list[dict]:
     from fmnist_core.study import table
     images, labels = test_arrays() if with_predictions else (None, None)
-    return table(next(s for s in _studies() if s.name == name), store(), images, labels)
+    return table(study_named(name), store(), images, labels)
 
 
 def study_table(name: str) -> list[dict]:
     """study.table of the study `name` on the store (full size), cached until a run changes. The shirt
     counts of a study that reports them need the data set; without it those cells stay empty."""
     from fmnist_core.study import PREDICTION_METRICS
-    study = next(s for s in _studies() if s.name == name)
+    study = study_named(name)
     needs = any(m in PREDICTION_METRICS for m in study.metrics)
     return _study_table(name, needs and test_set() is not None, store_fingerprint())
 
@@ -588,7 +593,7 @@ def running_study(name: str) -> dict | None:
 def study_progress(name: str, epochs: int | None, subset: int | None) -> list[dict]:
     """Per run of the study at this size: label, seed, run id, status, epoch, epochs, metric, value."""
     from fmnist_core.study import trial_status
-    study = next(x for x in _studies() if x.name == name)
+    study = study_named(name)
     return trial_status(study, store(), epochs, subset)
 
 

@@ -69,9 +69,7 @@ def table(store: RunStore) -> str:
 
 def seeds_table(store: RunStore) -> str:
     """Table I over seeds: per scheme, our mean ± std beside the published figure, and the noise."""
-    import math
-
-    from fmnist_core.study import load_study, table as study_table
+    from fmnist_core.study import load_study, table as study_table, twice_the_noise
     rows = {r["label"]: r for r in study_table(load_study("r2026-table1"), store)}
 
     def pm(row, key, fmt="{:.4f}"):
@@ -88,7 +86,7 @@ def seeds_table(store: RunStore) -> str:
         row, ref = rows[name], REFERENCE_RESULTS[name]
         n, std = row["seeds"], row["std"].get("final_test_acc")
         diff = row["difference"].get("final_test_acc")
-        noise = 2 * std * math.sqrt(1 + 1 / n) if std is not None else None
+        noise = twice_the_noise(std, n) if std is not None else None
         beyond = row["beyond_noise"].get("final_test_acc")
         lines.append(
             f"| {name} | {n} | {pm(row, 'final_test_acc')} | {ref['val_acc']:.4f} "

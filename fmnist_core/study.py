@@ -271,11 +271,15 @@ def run_metrics(manifest: dict, wanted, predictions=None, labels=None) -> dict[s
     return out
 
 
+def twice_the_noise(std: float, seeds: int) -> float:
+    """Twice the noise of (our mean over `seeds`) - (one published run): 2 * std * sqrt(1 + 1/seeds),
+    one run's spread plus our mean's, both with our seeds' std."""
+    return 2 * std * math.sqrt(1 + 1 / seeds)
+
+
 def beyond_noise(difference: dict[str, float], std: dict[str, float], seeds: int) -> dict[str, bool]:
-    """Per metric with a spread over seeds: whether |ours - published| exceeds twice the noise of that
-    difference. The published figure is one run, so the noise is std * sqrt(1 + 1/seeds) (one run's
-    spread plus our mean's)."""
-    return {k: abs(d) > 2 * std[k] * math.sqrt(1 + 1 / seeds) for k, d in difference.items() if k in std}
+    """Per metric with a spread over seeds: whether |ours - published| exceeds twice_the_noise."""
+    return {k: abs(d) > twice_the_noise(std[k], seeds) for k, d in difference.items() if k in std}
 
 
 def gain_beyond_noise(gain: dict[str, float], a: dict, b: dict) -> dict[str, bool]:

@@ -78,7 +78,7 @@ def study_table_ui(name: str) -> None:
     """The study's own table: per trial, ours (mean ± std over complete seeds) beside the published
     figure, and the gain over the trial it changes, each with whether it exceeds the noise."""
     rows = app.study_table(name)
-    metrics = list(dict.fromkeys([*next(s for s in app.studies() if s.name == name).metrics,
+    metrics = list(dict.fromkeys([*app.study_named(name).metrics,
                                   *(m for r in rows for m in ("test_accuracy", "test_mse") if m in r["ours"])]))
     with st.expander("The study's table: ours beside the published figures", expanded=False):
         first = next((m for m in ("final_test_acc", "test_accuracy", "test_mse") if m in metrics), metrics[0])

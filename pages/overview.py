@@ -83,7 +83,6 @@ def overview() -> None:
         st.caption("None yet: train on the Training page or with `python -m fmnist_core train`.")
 
 
-
 def _mean_std(result: dict | None) -> str:
     """'0.9220 ± 0.0018 (3 seeds)', '0.9209 (1 seed)' or '—'."""
     if not result or result["mean"] is None:
