@@ -7,8 +7,8 @@ optional `pretrain` (the label of the autoencoder trial whose encoder a classifi
 optional `claim` (what the document states without a number), an optional `seeds` (fewer than the
 study's, for an exploration trial decided at seed 0) and an optional `against` (the label of the
 trial it changes: the table gives the gain over it, and whether that exceeds the noise). A `[grid]`
-table of field -> list of values adds one trial per combination. Every trial is a run of the store; running a study is
-tune.py's job (the one module that talks to Ray).
+table of field -> list of values adds one trial per combination. Every trial is a run of the store;
+running a study is tune.py's job (the one module that talks to Ray).
 """
 from __future__ import annotations
 
@@ -185,13 +185,10 @@ def load_study(ref: str | Path) -> Study:
     trials = [_trial(path, i, t, d["base"], metrics) for i, t in enumerate(d.get("trials", []))]
     trials += _grid_trials(path, d.get("grid"), d["base"])
     _need(bool(trials), path, "no trials: add [[trials]] tables or a [grid]")
-    unknown = next((t for t in trials if t.against is not None and t.against not in {u.label for u in trials}), None)
-    _need(unknown is None, path, f"trial {getattr(unknown, 'label', '')!r}: against {getattr(unknown, 'against', '')!r} "
-          "is no trial's label")
-    over = next((t for t in trials if t.seeds is not None and t.seeds > seeds), None)
-    _need(over is None, path, f"trial {getattr(over, 'label', '')!r}: seeds = {getattr(over, 'seeds', '')} is more "
-          f"than the study's {seeds}")
     labels = [t.label for t in trials]
+    for t in trials:
+        _need(t.against is None or t.against in labels, path, f"trial {t.label!r}: against {t.against!r} is no trial's label")
+        _need(t.seeds is None or t.seeds <= seeds, path, f"trial {t.label!r}: seeds = {t.seeds} is more than the study's {seeds}")
     dup = next((x for x in labels if labels.count(x) > 1), None)
     _need(dup is None, path, f"two trials are labelled {dup!r}")
     study = Study(d["name"], d["title"], d["source"], d["base"], tuple(metrics), tuple(trials),
@@ -289,6 +286,10 @@ def gain_beyond_noise(gain: dict[str, float], a: dict, b: dict) -> dict[str, boo
             for k, g in gain.items() if k in a["std"] and k in b["std"]}
 
 
+def _run_status(manifest: dict | None) -> str:
+    return "missing" if manifest is None else ("complete" if manifest["complete"] else "partial")
+
+
 def over_specs(store, specs, wanted, test_images=None, test_labels=None) -> dict:
     """The metrics of one trial's runs (one spec per seed): {"ours" (means), "std" (where 2+ seeds),
     "seeds" (complete runs counted), "run_ids", "status" (per spec: missing, partial, complete)}.
@@ -303,7 +304,7 @@ def over_specs(store, specs, wanted, test_images=None, test_labels=None) -> dict
         rid = store.find(spec)
         m = store.manifest(rid) if rid else None
         run_ids.append(rid or spec.run_id)
-        status.append("missing" if m is None else ("complete" if m["complete"] else "partial"))
+        status.append(_run_status(m))
         if m is None or not m["complete"] or not m["history"]:
             continue
         preds = None
@@ -443,12 +444,7 @@ def trial_status(study: Study, store, epochs: int | None = None, subset: int | N
         training = rid in training_now
         last = m["history"][-1] if m and m["history"] else {}
         key = "val_acc" if spec.kind == "classifier" else "val_loss"
-        if training:
-            status = "training"
-        elif m is None:
-            status = "missing"
-        else:
-            status = "complete" if m["complete"] else "partial"
+        status = "training" if training else _run_status(m)
         out.append({"label": t.label, "seed": seed, "run_id": rid, "status": status,
                     "epoch": len(m["history"]) if m else 0, "epochs": spec.epochs,
                     "metric": key, "value": last.get(key)})
