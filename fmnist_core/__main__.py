@@ -258,7 +258,7 @@ def _study_table(args, study, table) -> int:
                  for k, v in r["overrides"].items()}
         factors = ", ".join([f"preset {r['preset']}"] * (r["preset"] != study.base)
                             + [f"{k}={v}" for k, v in shown.items()]) or "base"
-        state = "/".join(sorted(set(r["status"])))
+        state = r["runs"]
         print(f"{r['label']}  [{state}]  ({factors})")
         for m in dict.fromkeys([*study.metrics, "test_accuracy", "test_mse"]):
             if m not in r["ours"] and m not in r["published"]:
@@ -287,7 +287,8 @@ def _markdown_table(study, rows: list[dict]) -> str:
     head += ["gain in test acc. or MSE over the trial it changes"] * gain_column
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["label"] + ("" if set(r["status"]) == {"complete"} else f" ({'/'.join(sorted(set(r['status'])))})")]
+        state = r["runs"]
+        cells = [r["label"] + ("" if state == "complete" else f" ({state})")]
         for m in study.metrics:
             ours = _ours(r, m)
             if not published[m]:
@@ -305,7 +306,8 @@ def _markdown_table(study, rows: list[dict]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     seeds = {r["seeds"] for r in rows if r["seeds"]}
     if seeds - {1}:
-        lines.append(f"\nMeans over {'/'.join(map(str, sorted(seeds)))} seeds, ± their standard deviation."
+        count = f"{min(seeds)} to {max(seeds)}" if len(seeds) > 1 else f"{max(seeds)}"
+        lines.append(f"\nMeans over {count} complete seeds, ± their standard deviation."
                      + (" A difference in bold exceeds twice its noise, std × √(1 + 1/seeds): the published "
                         "figure is one run." if any(published.values()) else ""))
     if gain_column:

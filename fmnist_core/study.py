@@ -290,6 +290,16 @@ def _run_status(manifest: dict | None) -> str:
     return "missing" if manifest is None else ("complete" if manifest["complete"] else "partial")
 
 
+def status_summary(statuses: list[str]) -> str:
+    """A trial's runs (one status per seed) in words: "complete", "missing", "partial", or how many
+    seeds are complete ("1 of 3 seeds complete, 1 partial")."""
+    if len(set(statuses)) == 1 and (len(statuses) == 1 or statuses[0] != "partial"):
+        return statuses[0]
+    done = statuses.count("complete")
+    others = [f"{statuses.count(s)} {s}" for s in ("training", "partial") if s in statuses]
+    return ", ".join([f"{done} of {len(statuses)} seeds complete", *others])
+
+
 def over_specs(store, specs, wanted, test_images=None, test_labels=None) -> dict:
     """The metrics of one trial's runs (one spec per seed): {"ours" (means), "std" (where 2+ seeds),
     "seeds" (complete runs counted), "run_ids", "status" (per spec: missing, partial, complete)}.
@@ -330,7 +340,7 @@ def over_seeds(store, spec: RunSpec, seeds: int = 3, metric: str = "test_accurac
 
 def table(study: Study, store, test_images=None, test_labels=None, epochs=None, subset=None) -> list[dict]:
     """Per trial: label, overrides from the base, ours (means over complete seeds, with std),
-    published, run ids and each seed's status; for a trial `against` another, its `gain` over that
+    published, run ids and each seed's status (`runs` sums it up in words); for a trial `against` another, its `gain` over that
     trial and `gain_beyond_noise`. Trials with no complete run give empty `ours`."""
     base = get_preset(study.base).spec
     by_trial: dict[str, list[tuple[int, RunSpec]]] = {}
@@ -348,7 +358,8 @@ def table(study: Study, store, test_images=None, test_labels=None, epochs=None, 
         rows.append({"label": t.label, "preset": t.preset, "overrides": overrides, "ours": ours, "std": std,
                      "seeds": got["seeds"], "published": dict(t.published), "difference": diff,
                      "beyond_noise": beyond_noise(diff, std, got["seeds"]), "claim": t.claim,
-                     "run_ids": got["run_ids"], "status": got["status"], "against": t.against,
+                     "run_ids": got["run_ids"], "status": got["status"], "runs": status_summary(got["status"]),
+                     "against": t.against,
                      "gain": {}, "gain_beyond_noise": {}})
     by_label = {r["label"]: r for r in rows}
     for r in rows:                      # what a change buys over the trial it changes

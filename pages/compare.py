@@ -90,7 +90,7 @@ def study_table_ui(name: str) -> None:
             "beyond the noise": mark.get(r["beyond_noise"].get(metric)),
             "against": r["against"], "gain": r["gain"].get(metric),
             "gain beyond the noise": mark.get(r["gain_beyond_noise"].get(metric)),
-            "runs": "/".join(sorted(set(r["status"])))} for r in rows])
+            "runs": r["runs"]} for r in rows])
         frame = frame.dropna(axis="columns", how="all")
         number = st.column_config.NumberColumn(format="%.4f")
         st.dataframe(frame, hide_index=True, width="stretch",

@@ -85,7 +85,7 @@ def test_differences_beyond_the_noise_of_the_seeds_are_marked():
     # noise of (mean of 3) - (one published run) = std * sqrt(4/3): 2 x 0.003 x 1.155 = 0.0069
     assert beyond_noise({"a": 0.0075, "b": -0.0065, "c": 0.5}, {"a": 0.003, "b": 0.003}, 3) == {"a": True, "b": False}
     study = load_study("r2026-table1")
-    row = {"label": "scratch", "status": ["complete"] * 3, "seeds": 3, "claim": "",
+    row = {"label": "scratch", "status": ["complete"] * 3, "runs": "complete", "seeds": 3, "claim": "",
            "ours": {"final_test_acc": 0.9207, "test_accuracy": 0.9207}, "std": {"final_test_acc": 0.001},
            "published": {"final_test_acc": 0.926}, "difference": {"final_test_acc": -0.0053},
            "beyond_noise": {"final_test_acc": True}}
@@ -336,6 +336,16 @@ def test_only_complete_runs_enter_a_trials_mean_over_seeds():
     assert got["status"] == ["complete", "partial", "missing"] and got["seeds"] == 1
     assert got["ours"] == {"test_accuracy": 0.92, "max_val_acc": 0.92} and got["std"] == {}  # not pulled to 0.76
     assert over_seeds(Store(), spec) == {"mean": 0.92, "std": None, "seeds": 1, "run_ids": [specs[0].run_id]}
+
+
+def test_a_trials_runs_are_summed_up_in_words():
+    from fmnist_core.study import status_summary
+    assert status_summary(["complete"] * 3) == "complete"
+    assert status_summary(["missing", "missing"]) == "missing"
+    assert status_summary(["partial"]) == "partial"
+    assert status_summary(["complete", "partial", "missing"]) == "1 of 3 seeds complete, 1 partial"
+    assert status_summary(["partial", "partial"]) == "0 of 2 seeds complete, 2 partial"
+    assert status_summary(["complete", "training", "missing"]) == "1 of 3 seeds complete, 1 training"
 
 
 def test_a_trial_against_another_gets_its_gain_and_whether_it_exceeds_the_noise(tmp_path):
