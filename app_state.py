@@ -67,7 +67,7 @@ import torch  # noqa: E402  (after the router check: a page run alone stops befo
 from fmnist_core import CLASS_NAMES, CheckpointError, DataError, RunStore, SpecError  # noqa: E402
 from fmnist_core import load_fashion_mnist  # noqa: E402
 from fmnist_core.compare import (METRIC_KIND, band, curves, factor_text, group_rows,  # noqa: E402,F401
-                                 published_value, run_metric, seed_groups, varying)
+                                 in_study, published_value, run_metric, seed_groups, varying)
 from fmnist_core.config import REFERENCE_RESULTS  # noqa: E402
 from fmnist_core.evaluate import most_confused_pairs, normalized_confusion  # noqa: E402,F401
 from fmnist_core.latent import interpolate  # noqa: E402,F401
@@ -82,7 +82,7 @@ REFERENCE_PROTOCOL = "reference protocol (five runs)"
 
 __all__ = ["CLASS_NAMES", "REFERENCE_RESULTS", "SCHEME_DESCRIPTIONS", "SCHEMES", "PRESETS", "ImageInputError",
            "SpecError", "most_confused_pairs", "normalized_confusion", "interpolate", "preprocess", "preprocess_bytes",
-           "METRIC_KIND", "band", "curves", "factor_text", "group_rows", "published_value", "run_metric", "seed_groups", "varying"]
+           "METRIC_KIND", "band", "curves", "factor_text", "group_rows", "in_study", "published_value", "run_metric", "seed_groups", "varying"]
 
 
 def store() -> RunStore:

@@ -67,8 +67,7 @@ def run_row(summary: dict, manifest: dict, memberships: list[dict] | None = None
            "epochs_done": summary["epochs_done"], "epochs": summary["epochs"],
            "wall_time_s": summary.get("wall_time_s"), "read_only": summary["read_only"],
            "metric": key, "final": None, "best": None, "best_epoch": None, "gap": None,
-           "studies": sorted({m["study"] for m in memberships or []}), "trial": None, "published": None,
-           "published_values": {}}
+           "studies": sorted({m["study"] for m in memberships or []}), "memberships": list(memberships or [])}
     if h:
         values = [r[key] for r in h]
         best = best_of(values)
@@ -76,7 +75,13 @@ def run_row(summary: dict, manifest: dict, memberships: list[dict] | None = None
         train_key = "train_acc" if kind == "classifier" else "train_loss"
         # The train-validation gap at the last epoch: accuracy points lost, or MSE gained, on validation.
         row["gap"] = (h[-1][train_key] - h[-1][key]) if kind == "classifier" else (h[-1][key] - h[-1][train_key])
-    for m in memberships or []:
+    return _with_trial(row, row["memberships"])
+
+
+def _with_trial(row: dict, memberships: list[dict]) -> dict:
+    """The row named after the first of these study trials that publishes a figure (else the last)."""
+    row.update(trial=None, published=None, published_values={})
+    for m in memberships:
         row["trial"] = f"{m['study']}: {m['label']}"
         published = m["published"]
         row["published_values"] = dict(published)
@@ -87,6 +92,13 @@ def run_row(summary: dict, manifest: dict, memberships: list[dict] | None = None
         if row["published"] is not None:
             break
     return row
+
+
+def in_study(rows: list[dict], study: str) -> list[dict]:
+    """The rows of `runs_table` that belong to `study`, as copies named after its trial and carrying its
+    published figure: a run shared by two studies reads as the trial of the study being looked at."""
+    return [_with_trial(dict(r), [m for m in r["memberships"] if m["study"] == study])
+            for r in rows if study in r["studies"]]
 
 
 def runs_table(store, studies=(), run_ids: list[str] | None = None,

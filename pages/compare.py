@@ -418,8 +418,8 @@ def compare() -> None:
         study_ui(studies)
         return
     study, kinds, statuses, grouped = filters_ui(studies)
-    shown = [r for r in rows if r["kind"] in kinds and r["status"] in statuses
-             and (study == ALL_RUNS or study in r["studies"])]
+    shown = [r for r in (rows if study == ALL_RUNS else app.in_study(rows, study))
+             if r["kind"] in kinds and r["status"] in statuses]
     if not shown:
         st.info("No run matches these filters." + (" Start the study below." if study != ALL_RUNS else ""))
         study_ui(studies)

@@ -1,6 +1,6 @@
 """Comparing runs: factors that vary, best and final metrics, study values beside ours, seed groups."""
 from fmnist_core import RunStore
-from fmnist_core.compare import band, curves, flat_spec, runs_table, seed_groups, spec_factors, varying
+from fmnist_core.compare import band, curves, flat_spec, in_study, runs_table, seed_groups, spec_factors, varying
 from fmnist_core.runs import DEFAULT_DIR
 from fmnist_core.study import load_study
 
@@ -20,6 +20,21 @@ def test_runs_table_of_the_shipped_store_has_varying_factors_and_published_value
     assert ft["gap"] > 0 and ft["studies"] == ["r2026-table1"] and ft["published"] == 0.9276
     ae = by_name["reference-autoencoder"]
     assert ae["metric"] == "val_loss" and ae["best"] == min(r["val_loss"] for r in store.manifest(ae["id"])["history"])
+
+
+def test_a_run_shared_by_two_studies_reads_as_the_trial_of_the_study_looked_at():
+    store = RunStore(DEFAULT_DIR)
+    studies = [load_study("r2026-table1"), load_study("beyond-recipe")]
+    rows, _ = runs_table(store, studies)
+    scratch = next(spec for t, seed, spec in studies[0].specs() if t.label == "scratch" and seed == 0)
+    shared = next(r for r in rows if r["id"] == store.find(scratch))
+    assert shared["studies"] == ["beyond-recipe", "r2026-table1"]
+    assert shared["trial"] == "r2026-table1: scratch" and shared["published"] == 0.926   # the one with a figure
+    beyond = {r["id"]: r for r in in_study(rows, "beyond-recipe")}
+    assert beyond[shared["id"]]["trial"] == "beyond-recipe: scratch: reference recipe"
+    assert beyond[shared["id"]]["published"] is None and shared["trial"] == "r2026-table1: scratch"  # a copy
+    table_one = {r["id"]: r for r in in_study(rows, "r2026-table1")}
+    assert table_one[shared["id"]]["trial"] == "r2026-table1: scratch" and set(table_one) < {r["id"] for r in rows}
 
 
 def test_factors_and_seed_groups():
