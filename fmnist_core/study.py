@@ -279,11 +279,11 @@ def beyond_noise(difference: dict[str, float], std: dict[str, float], seeds: int
     return {k: abs(d) > twice_the_noise(std[k], seeds) for k, d in difference.items() if k in std}
 
 
-def gain_beyond_noise(gain: dict[str, float], a: dict, b: dict) -> dict[str, bool]:
-    """Per metric with a spread in both rows (table rows a and b, gain = a - b): whether the gain
-    exceeds twice its standard error, sqrt(std_a^2 / seeds_a + std_b^2 / seeds_b)."""
-    return {k: abs(g) > 2 * math.sqrt(a["std"][k] ** 2 / a["seeds"] + b["std"][k] ** 2 / b["seeds"])
-            for k, g in gain.items() if k in a["std"] and k in b["std"]}
+def gain_noise(gain: dict[str, float], a: dict, b: dict) -> dict[str, float]:
+    """Per metric with a spread in both rows (table rows a and b, gain = a - b): twice the gain's
+    standard error, 2 * sqrt(std_a^2 / seeds_a + std_b^2 / seeds_b)."""
+    return {k: 2 * math.sqrt(a["std"][k] ** 2 / a["seeds"] + b["std"][k] ** 2 / b["seeds"])
+            for k in gain if k in a["std"] and k in b["std"]}
 
 
 def _run_status(manifest: dict | None) -> str:
@@ -340,8 +340,9 @@ def over_seeds(store, spec: RunSpec, seeds: int = 3, metric: str = "test_accurac
 
 def table(study: Study, store, test_images=None, test_labels=None, epochs=None, subset=None) -> list[dict]:
     """Per trial: label, overrides from the base, ours (means over complete seeds, with std),
-    published, run ids and each seed's status (`runs` sums it up in words); for a trial `against` another, its `gain` over that
-    trial and `gain_beyond_noise`. Trials with no complete run give empty `ours`."""
+    published, run ids and each seed's status (`runs` sums it up in words); for a trial `against`
+    another, its `gain` over that trial, `gain_noise` (twice the gain's standard error, where both
+    have 2+ seeds) and `gain_beyond_noise`. Trials with no complete run give empty `ours`."""
     base = get_preset(study.base).spec
     by_trial: dict[str, list[tuple[int, RunSpec]]] = {}
     for t, seed, spec in study.specs(epochs, subset):
@@ -360,13 +361,14 @@ def table(study: Study, store, test_images=None, test_labels=None, epochs=None, 
                      "beyond_noise": beyond_noise(diff, std, got["seeds"]), "claim": t.claim,
                      "run_ids": got["run_ids"], "status": got["status"], "runs": status_summary(got["status"]),
                      "against": t.against,
-                     "gain": {}, "gain_beyond_noise": {}})
+                     "gain": {}, "gain_noise": {}, "gain_beyond_noise": {}})
     by_label = {r["label"]: r for r in rows}
     for r in rows:                      # what a change buys over the trial it changes
         if r["against"] is not None:
             other = by_label[r["against"]]
             r["gain"] = {k: v - other["ours"][k] for k, v in r["ours"].items() if k in other["ours"]}
-            r["gain_beyond_noise"] = gain_beyond_noise(r["gain"], r, other)
+            r["gain_noise"] = gain_noise(r["gain"], r, other)
+            r["gain_beyond_noise"] = {k: abs(r["gain"][k]) > noise for k, noise in r["gain_noise"].items()}
     return rows
 
 

@@ -99,6 +99,37 @@ def study_table_ui(name: str) -> None:
                    "finishes). A difference from the published single run is beyond the noise when it exceeds "
                    "2·std·√(1 + 1/seeds); a gain over the trial it changes, when it exceeds twice its standard "
                    "error. `python -m fmnist_core study table " + name + " --markdown` prints every metric.")
+        chart = gains_chart(rows, metric)
+        if chart is not None:
+            st.altair_chart(chart, width="stretch")
+
+
+GAIN_NOISE = {True: "beyond the noise", False: "within the noise", None: "one seed: noise not measured"}
+
+
+def gains_chart(rows: list[dict], metric: str) -> alt.Chart | None:
+    """What each change buys: per trial with a gain in `metric`, a point at the gain and a bar of
+    ± twice its standard error; None when no trial is measured against another."""
+    data = [{"trial": r["label"], "against": r["against"], "gain": g, "noise": r["gain_noise"].get(metric),
+             "seeds": r["seeds"], "verdict": GAIN_NOISE[r["gain_beyond_noise"].get(metric)]}
+            for r in rows if (g := r["gain"].get(metric)) is not None]
+    if not data:
+        return None
+    df = pd.DataFrame(data)
+    df["low"], df["high"] = df["gain"] - df["noise"], df["gain"] + df["noise"]
+    y = alt.Y("trial:N", sort=list(df["trial"]), title=None, axis=alt.Axis(labelLimit=320))
+    colour = alt.Color("verdict:N", scale=alt.Scale(domain=list(GAIN_NOISE.values()),
+                                                     range=["#d62728", "#7f7f7f", "#bcbd22"]), title=None,
+                       legend=alt.Legend(orient="bottom", labelLimit=320))
+    tooltip = ["trial", "against", alt.Tooltip("gain:Q", format="+.4f"), alt.Tooltip("noise:Q", format=".4f",
+               title="twice its standard error"), "seeds", "verdict"]
+    bars = alt.Chart(df).mark_rule(strokeWidth=2).encode(x="low:Q", x2="high:Q", y=y, color=colour)
+    points = alt.Chart(df).mark_point(filled=True, size=70).encode(
+        x=alt.X("gain:Q", title=f"gain in {metric} over the trial it changes"), y=y, color=colour, tooltip=tooltip)
+    zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4], color="black").encode(x="x:Q")
+    return (zero + bars + points).properties(
+        title=f"What each change buys in {metric}, ± twice its standard error",
+        height=alt.Step(22))
 
 
 def links_ui(selected: list[str], kinds: dict[str, str]) -> None:

@@ -1,6 +1,7 @@
 """Studies: the files load and build, bad files are named, tables put ours beside the published,
 and studies run on Ray Tune: a local instance of their own, retries, resume, a real local cluster."""
 import json
+import math
 import os
 import shutil
 import signal
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import math
 
 import pytest
 
@@ -376,5 +379,7 @@ def test_a_trial_against_another_gets_its_gain_and_whether_it_exceeds_the_noise(
     # twice the standard error: 2 * sqrt(0.002^2/3 + std_small^2/3) = 0.0042 > 0.002; < 0.020
     assert rows["small"]["gain_beyond_noise"] == {"test_accuracy": False}
     assert rows["big"]["gain_beyond_noise"] == {"test_accuracy": True}
+    assert rows["small"]["gain_noise"]["test_accuracy"] == pytest.approx(
+        2 * math.sqrt(0.002 ** 2 / 3 + statistics.stdev(accs["small"]) ** 2 / 3))
     md = _markdown_table(study, list(rows.values()))
     assert "| **+0.0200** |" in md and "| +0.0020 |" in md and "twice its standard error" in md
