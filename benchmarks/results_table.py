@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/results_table.py [--checkpoints DIR] [--findings] [--seeds]
 
 With --seeds it prints only Table I over seeds: the study `r2026-table1` (every scheme at seeds 0-2),
-our mean ± std beside the published single run, and whether the difference exceeds twice its noise
-(std * sqrt(1 + 1/seeds): the spread of one published run plus that of our mean).
+our mean ± std beside the published single run, and whether the difference is beyond the noise (study.py's
+difference_test: a t-test that takes the published figure as one more run, p < 0.05).
 
 With --findings it also prints, per classifier, how the curves behave (where the validation loss
 bottoms out, how far it climbs after, the train-test gap at the end) and the most confused class
@@ -69,7 +69,7 @@ def table(store: RunStore) -> str:
 
 def seeds_table(store: RunStore) -> str:
     """Table I over seeds: per scheme, our mean ± std beside the published figure, and the noise."""
-    from fmnist_core.study import load_study, table as study_table, twice_the_noise
+    from fmnist_core.study import load_study, table as study_table
     rows = {r["label"]: r for r in study_table(load_study("r2026-table1"), store)}
 
     def pm(row, key, fmt="{:.4f}"):
@@ -79,25 +79,27 @@ def seeds_table(store: RunStore) -> str:
         text = fmt.format(row["ours"][key]) + ("" if std is None else " ± " + fmt.format(std))
         return f"**{text}**" if row["beyond_noise"].get(key) else text      # bold: beyond the noise
 
-    lines = ["| model | seeds | test acc: ours | published | difference | twice its noise | beyond the noise "
+    lines = ["| model | seeds | test acc: ours | published | difference | its noise (95%) | p | beyond the noise "
              "| train acc: ours (published) | test loss: ours (published val. loss) | gap pts: ours (published) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in SCHEMES:
         row, ref = rows[name], REFERENCE_RESULTS[name]
-        n, std = row["seeds"], row["std"].get("final_test_acc")
-        diff = row["difference"].get("final_test_acc")
-        noise = twice_the_noise(std, n) if std is not None else None
+        n, diff = row["seeds"], row["difference"].get("final_test_acc")
+        noise, p = row["difference_noise"].get("final_test_acc"), row["difference_p"].get("final_test_acc")
         beyond = row["beyond_noise"].get("final_test_acc")
         lines.append(
             f"| {name} | {n} | {pm(row, 'final_test_acc')} | {ref['val_acc']:.4f} "
             f"| {'–' if diff is None else f'{100 * diff:+.2f} pts'} | {'–' if noise is None else f'{100 * noise:.2f} pts'} "
+            f"| {'–' if p is None else f'{p:.3f}'} "
             f"| {'–' if beyond is None else ('**yes**' if beyond else 'no')} "
             f"| {pm(row, 'final_train_acc')} ({ref['train_acc']:.4f}) | {pm(row, 'final_test_loss')} ({ref['val_loss']:.4f}) "
             f"| {pm(row, 'gap_pts', '{:.2f}')} ({ref['gap_pts']:.2f}) |")
     ae = rows["autoencoder"]
     lines += ["", f"Autoencoder: test MSE {pm(ae, 'test_mse')} over {ae['seeds']} seeds (on the [-1, 1] scale; "
               "the report publishes none). Last epoch of 50 for every run; means over seeds, ± their standard deviation; "
-              "in bold, ours where its difference from the published figure exceeds twice its noise."]
+              "in bold, ours where its difference from the published figure is beyond the noise (p < 0.05 in a t-test "
+              "on seeds − 1 degrees of freedom, the published figure taken as one more run: its noise is the 95% "
+              "half-width t(0.975, seeds − 1) · std · √(1 + 1/seeds))."]
     return "\n".join(lines) + "\n"
 
 

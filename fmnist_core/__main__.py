@@ -265,15 +265,21 @@ def _study_table(args, study, table) -> int:
                 continue
             ours = _ours(r, m)
             diff = f"  diff {_fmt(r['difference'][m], '+')}" if m in r["difference"] else ""
+            diff += _p_note(r["difference_p"].get(m), r["beyond_noise"].get(m))
             print(f"    {m:<22} ours {ours:<18} published {_fmt(r['published'].get(m)):<8}{diff}")
         if r["gain"]:
-            gains = ", ".join(f"{m} {_fmt(g, '+')}" + (" (beyond the noise)" if r["gain_beyond_noise"].get(m) else "")
+            gains = ", ".join(f"{m} {_fmt(g, '+')}" + _p_note(r["gain_p"].get(m), r["gain_beyond_noise"].get(m))
                               for m in dict.fromkeys([*study.metrics, "test_accuracy", "test_mse"])
                               if (g := r["gain"].get(m)) is not None)
             print(f"    against {r['against']!r}: {gains}")
         if r["claim"]:
             print(f"    claim: {r['claim']}")
     return 0
+
+
+def _p_note(p: float | None, beyond: bool | None) -> str:
+    """' (p 0.012, beyond the noise)' where the seeds gave a test, else ''."""
+    return "" if p is None else f" (p {p:.3f}{', beyond the noise' if beyond else ''})"
 
 
 def _markdown_table(study, rows: list[dict]) -> str:
@@ -308,11 +314,12 @@ def _markdown_table(study, rows: list[dict]) -> str:
     if seeds - {1}:
         count = f"{min(seeds)} to {max(seeds)}" if len(seeds) > 1 else f"{max(seeds)}"
         lines.append(f"\nMeans over {count} complete seeds, ± their standard deviation."
-                     + (" A difference in bold exceeds twice its noise, std × √(1 + 1/seeds): the published "
-                        "figure is one run." if any(published.values()) else ""))
+                     + (" A difference in bold is beyond the noise: a t-test on seeds − 1 degrees of freedom, "
+                        "the published figure taken as one more run (error std × √(1 + 1/seeds)), puts it at "
+                        "p < 0.05." if any(published.values()) else ""))
     if gain_column:
-        lines.append("\nA gain is our mean minus that of the trial it changes; in bold where it exceeds twice its "
-                     "standard error, √(std₁²/seeds₁ + std₂²/seeds₂).")
+        lines.append("\nA gain is our mean minus that of the trial it changes; in bold where it is beyond the "
+                     "noise: Welch's t-test on the two trials' seeds puts it at p < 0.05.")
     claims = [f"- {r['label']}: {r['claim']}" for r in rows if r["claim"]]
     return "\n".join(lines + (["", "The document's claims:", *claims] if claims else []))
 

@@ -268,22 +268,45 @@ def run_metrics(manifest: dict, wanted, predictions=None, labels=None) -> dict[s
     return out
 
 
-def twice_the_noise(std: float, seeds: int) -> float:
-    """Twice the noise of (our mean over `seeds`) - (one published run): 2 * std * sqrt(1 + 1/seeds),
-    one run's spread plus our mean's, both with our seeds' std."""
-    return 2 * std * math.sqrt(1 + 1 / seeds)
+# "Beyond the noise" is a two-sided Student t-test at 5%: with 3 seeds the t quantile is 4.30, not 2, so
+# a difference must be about twice as large as a rule of two standard errors would ask.
+SIGNIFICANCE = 0.05
 
 
-def beyond_noise(difference: dict[str, float], std: dict[str, float], seeds: int) -> dict[str, bool]:
-    """Per metric with a spread over seeds: whether |ours - published| exceeds twice_the_noise."""
-    return {k: abs(d) > twice_the_noise(std[k], seeds) for k, d in difference.items() if k in std}
+def _t_test(value: float, se: float, df: float) -> tuple[float, float]:
+    """(half-width of the 95% interval, two-sided p) of `value` with standard error `se` and `df` degrees."""
+    from scipy import stats
+    half = float(stats.t.ppf(1 - SIGNIFICANCE / 2, df)) * se
+    if se == 0:
+        return half, (1.0 if value == 0 else 0.0)
+    return half, float(2 * stats.t.sf(abs(value) / se, df))
 
 
-def gain_noise(gain: dict[str, float], a: dict, b: dict) -> dict[str, float]:
-    """Per metric with a spread in both rows (table rows a and b, gain = a - b): twice the gain's
-    standard error, 2 * sqrt(std_a^2 / seeds_a + std_b^2 / seeds_b)."""
-    return {k: 2 * math.sqrt(a["std"][k] ** 2 / a["seeds"] + b["std"][k] ** 2 / b["seeds"])
-            for k in gain if k in a["std"] and k in b["std"]}
+def difference_test(difference: float, std: float, seeds: int) -> tuple[float, float]:
+    """(noise, p) of (our mean over `seeds`, std over them) - (one published run): the published run
+    has our runs' spread, so the standard error is std * sqrt(1 + 1/seeds), on seeds - 1 degrees;
+    noise is the 95% half-width t(0.975, seeds - 1) * that error."""
+    return _t_test(difference, std * math.sqrt(1 + 1 / seeds), seeds - 1)
+
+
+def gain_test(gain: float, a: tuple[float, int], b: tuple[float, int]) -> tuple[float, float]:
+    """(noise, p) of the difference of two means, a and b given as (std, seeds): Welch's t-test, the
+    standard error sqrt(std_a^2/seeds_a + std_b^2/seeds_b) on Welch-Satterthwaite degrees of freedom."""
+    va, vb = a[0] ** 2 / a[1], b[0] ** 2 / b[1]
+    terms = (va ** 2 / (a[1] - 1) if va else 0.0) + (vb ** 2 / (b[1] - 1) if vb else 0.0)
+    df = (va + vb) ** 2 / terms if terms else min(a[1], b[1]) - 1
+    return _t_test(gain, math.sqrt(va + vb), df)
+
+
+def difference_tests(difference: dict[str, float], std: dict[str, float], seeds: int) -> dict[str, tuple[float, float]]:
+    """Per metric with a spread over seeds: difference_test's (noise, p)."""
+    return {k: difference_test(d, std[k], seeds) for k, d in difference.items() if k in std}
+
+
+def gain_tests(gain: dict[str, float], a: dict, b: dict) -> dict[str, tuple[float, float]]:
+    """Per metric with a spread in both table rows (gain = a - b): gain_test's (noise, p)."""
+    return {k: gain_test(g, (a["std"][k], a["seeds"]), (b["std"][k], b["seeds"]))
+            for k, g in gain.items() if k in a["std"] and k in b["std"]}
 
 
 def _run_status(manifest: dict | None) -> str:
@@ -341,8 +364,10 @@ def over_seeds(store, spec: RunSpec, seeds: int = 3, metric: str = "test_accurac
 def table(study: Study, store, test_images=None, test_labels=None, epochs=None, subset=None) -> list[dict]:
     """Per trial: label, overrides from the base, ours (means over complete seeds, with std),
     published, run ids and each seed's status (`runs` sums it up in words); for a trial `against`
-    another, its `gain` over that trial, `gain_noise` (twice the gain's standard error, where both
-    have 2+ seeds) and `gain_beyond_noise`. Trials with no complete run give empty `ours`."""
+    another, its `gain` over that trial. Where the seeds give a spread, each difference and gain has
+    its noise (the 95% half-width), p and whether it is beyond the noise (p < 0.05): `difference_noise`,
+    `difference_p`, `beyond_noise` (difference_test), `gain_noise`, `gain_p`, `gain_beyond_noise`
+    (gain_test). Trials with no complete run give empty `ours`."""
     base = get_preset(study.base).spec
     by_trial: dict[str, list[tuple[int, RunSpec]]] = {}
     for t, seed, spec in study.specs(epochs, subset):
@@ -356,19 +381,24 @@ def table(study: Study, store, test_images=None, test_labels=None, epochs=None, 
         overrides = {k: v for k, v in specs[0].differences(base).items()
                      if k not in ("pretrained_from", "init_seed_offset", "seed")}
         diff = {k: ours[k] - v for k, v in t.published.items() if k in ours and not math.isnan(ours[k])}
+        tests = difference_tests(diff, std, got["seeds"])
         rows.append({"label": t.label, "preset": t.preset, "overrides": overrides, "ours": ours, "std": std,
                      "seeds": got["seeds"], "published": dict(t.published), "difference": diff,
-                     "beyond_noise": beyond_noise(diff, std, got["seeds"]), "claim": t.claim,
+                     "difference_noise": {k: v[0] for k, v in tests.items()},
+                     "difference_p": {k: v[1] for k, v in tests.items()},
+                     "beyond_noise": {k: v[1] < SIGNIFICANCE for k, v in tests.items()}, "claim": t.claim,
                      "run_ids": got["run_ids"], "status": got["status"], "runs": status_summary(got["status"]),
                      "against": t.against,
-                     "gain": {}, "gain_noise": {}, "gain_beyond_noise": {}})
+                     "gain": {}, "gain_noise": {}, "gain_p": {}, "gain_beyond_noise": {}})
     by_label = {r["label"]: r for r in rows}
     for r in rows:                      # what a change buys over the trial it changes
         if r["against"] is not None:
             other = by_label[r["against"]]
             r["gain"] = {k: v - other["ours"][k] for k, v in r["ours"].items() if k in other["ours"]}
-            r["gain_noise"] = gain_noise(r["gain"], r, other)
-            r["gain_beyond_noise"] = {k: abs(r["gain"][k]) > noise for k, noise in r["gain_noise"].items()}
+            tests = gain_tests(r["gain"], r, other)
+            r["gain_noise"] = {k: v[0] for k, v in tests.items()}
+            r["gain_p"] = {k: v[1] for k, v in tests.items()}
+            r["gain_beyond_noise"] = {k: v[1] < SIGNIFICANCE for k, v in tests.items()}
     return rows
 
 

@@ -87,30 +87,35 @@ def study_table_ui(name: str) -> None:
         frame = pd.DataFrame([{
             "trial": r["label"], "seeds": r["seeds"], "ours": r["ours"].get(metric), "± std": r["std"].get(metric),
             "published": r["published"].get(metric), "difference": r["difference"].get(metric),
-            "beyond the noise": mark.get(r["beyond_noise"].get(metric)),
-            "against": r["against"], "gain": r["gain"].get(metric),
+            "p": r["difference_p"].get(metric), "beyond the noise": mark.get(r["beyond_noise"].get(metric)),
+            "against": r["against"], "gain": r["gain"].get(metric), "gain p": r["gain_p"].get(metric),
             "gain beyond the noise": mark.get(r["gain_beyond_noise"].get(metric)),
             "runs": r["runs"]} for r in rows])
         frame = frame.dropna(axis="columns", how="all")
         number = st.column_config.NumberColumn(format="%.4f")
+        p_value = st.column_config.NumberColumn(format="%.3f")
         st.dataframe(frame, hide_index=True, width="stretch",
-                     column_config={c: number for c in ("ours", "± std", "published", "difference", "gain")})
+                     column_config={**{c: number for c in ("ours", "± std", "published", "difference", "gain")},
+                                    **{c: p_value for c in ("p", "gain p")}})
         st.caption("Means over the complete seeds of each trial (a trial still training adds nothing until it "
-                   "finishes). A difference from the published single run is beyond the noise when it exceeds "
-                   "2·std·√(1 + 1/seeds); a gain over the trial it changes, when it exceeds twice its standard "
-                   "error. `python -m fmnist_core study table " + name + " --markdown` prints every metric.")
+                   "finishes). Beyond the noise means p < 0.05: for a difference from the published single run, "
+                   "a t-test that takes it as one more run (error std·√(1 + 1/seeds), seeds − 1 degrees of "
+                   "freedom); for a gain over the trial it changes, Welch's t-test on both trials' seeds. With 3 "
+                   "seeds the bar is about 5 standard deviations. `python -m fmnist_core study table " + name
+                   + " --markdown` prints every metric.")
         chart = gains_chart(rows, metric)
         if chart is not None:
             st.altair_chart(chart, width="stretch")
 
 
-GAIN_NOISE = {True: "beyond the noise", False: "within the noise", None: "one seed: noise not measured"}
+GAIN_NOISE = {True: "beyond the noise (p < 0.05)", False: "within the noise", None: "one seed: noise not measured"}
 
 
 def gains_chart(rows: list[dict], metric: str) -> alt.Chart | None:
     """What each change buys: per trial with a gain in `metric`, a point at the gain and a bar of
-    ± twice its standard error; None when no trial is measured against another."""
+    bar of its 95% interval (Welch's t); None when no trial is measured against another."""
     data = [{"trial": r["label"], "against": r["against"], "gain": g, "noise": r["gain_noise"].get(metric),
+             "p": r["gain_p"].get(metric),
              "seeds": r["seeds"], "verdict": GAIN_NOISE[r["gain_beyond_noise"].get(metric)]}
             for r in rows if (g := r["gain"].get(metric)) is not None]
     if not data:
@@ -122,13 +127,13 @@ def gains_chart(rows: list[dict], metric: str) -> alt.Chart | None:
                                                      range=["#d62728", "#7f7f7f", "#bcbd22"]), title=None,
                        legend=alt.Legend(orient="bottom", labelLimit=320))
     tooltip = ["trial", "against", alt.Tooltip("gain:Q", format="+.4f"), alt.Tooltip("noise:Q", format=".4f",
-               title="twice its standard error"), "seeds", "verdict"]
+               title="95% half-width"), alt.Tooltip("p:Q", format=".3f"), "seeds", "verdict"]
     bars = alt.Chart(df).mark_rule(strokeWidth=2).encode(x="low:Q", x2="high:Q", y=y, color=colour)
     points = alt.Chart(df).mark_point(filled=True, size=70).encode(
         x=alt.X("gain:Q", title=f"gain in {metric} over the trial it changes"), y=y, color=colour, tooltip=tooltip)
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4], color="black").encode(x="x:Q")
     return (zero + bars + points).properties(
-        title=f"What each change buys in {metric}, ± twice its standard error",
+        title=f"What each change buys in {metric}, with its 95% interval",
         height=alt.Step(22))
 
 

@@ -291,5 +291,5 @@ def test_compare_shows_a_studys_gains_over_the_trial_each_changes(monkeypatch):
     (data,) = [f for f in frames if "verdict" in f]                 # a point and a ± 2 SE bar per measured trial
     by_trial = data.set_index("trial").to_dict("index")
     assert set(by_trial) == {t for t in own.index if not pd.isna(own.loc[t, "gain"])} and len(by_trial) >= 10
-    assert by_trial["scratch: all but the flip, 100 epochs"]["verdict"] == "beyond the noise"
+    assert by_trial["scratch: all but the flip, 100 epochs"]["verdict"] == "beyond the noise (p < 0.05)"
     assert by_trial["scratch: all but the flip, 100 epochs"]["gain"] == pytest.approx(recipe["gain"])

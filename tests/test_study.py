@@ -84,16 +84,23 @@ def test_seeds_run_each_trial_at_n_seeds(tmp_path):
 
 def test_differences_beyond_the_noise_of_the_seeds_are_marked():
     from fmnist_core.__main__ import _markdown_table
-    from fmnist_core.study import beyond_noise
-    # noise of (mean of 3) - (one published run) = std * sqrt(4/3): 2 x 0.003 x 1.155 = 0.0069
-    assert beyond_noise({"a": 0.0075, "b": -0.0065, "c": 0.5}, {"a": 0.003, "b": 0.003}, 3) == {"a": True, "b": False}
+    from fmnist_core.study import difference_test, difference_tests, gain_test
+    # (mean of 3) - (one published run): error std * sqrt(4/3) on 2 degrees, t(0.975, 2) = 4.3027 (a t table)
+    noise, p = difference_test(0.0075, 0.003, 3)
+    assert noise == pytest.approx(4.3027 * 0.003 * math.sqrt(4 / 3), rel=1e-4) and 0.05 < p < 0.5  # 2 SE: "beyond"
+    assert difference_test(noise, 0.003, 3)[1] == pytest.approx(0.05)                 # at the edge: p = 0.05
+    assert difference_test(0.02, 0.003, 3)[1] < 0.05 and difference_test(0.0, 0.0, 3)[1] == 1.0
+    assert set(difference_tests({"a": 0.0075, "c": 0.5}, {"a": 0.003}, 3)) == {"a"}    # no spread, no test
+    # Welch: equal spreads at 3 seeds each give 4 degrees, t(0.975, 4) = 2.7764
+    noise, p = gain_test(0.01, (0.002, 3), (0.002, 3))
+    assert noise == pytest.approx(2.7764 * math.sqrt(2 * 0.002 ** 2 / 3), rel=1e-4) and p < 0.01
     study = load_study("r2026-table1")
     row = {"label": "scratch", "status": ["complete"] * 3, "runs": "complete", "seeds": 3, "claim": "",
            "ours": {"final_test_acc": 0.9207, "test_accuracy": 0.9207}, "std": {"final_test_acc": 0.001},
            "published": {"final_test_acc": 0.926}, "difference": {"final_test_acc": -0.0053},
            "beyond_noise": {"final_test_acc": True}}
     md = _markdown_table(study, [row])
-    assert "0.9207 ± 0.0010 / 0.9260 (**-0.0053**)" in md and "twice its noise" in md
+    assert "0.9207 ± 0.0010 / 0.9260 (**-0.0053**)" in md and "beyond the noise" in md and "p < 0.05" in md
     md = _markdown_table(study, [dict(row, beyond_noise={"final_test_acc": False})])
     assert "(-0.0053)" in md and "**" not in md
 
@@ -376,10 +383,10 @@ def test_a_trial_against_another_gets_its_gain_and_whether_it_exceeds_the_noise(
     assert rows["base"]["gain"] == {} and rows["small"]["against"] == "base"
     assert rows["small"]["gain"]["test_accuracy"] == pytest.approx(0.002)
     assert rows["big"]["gain"]["test_accuracy"] == pytest.approx(0.020)
-    # twice the standard error: 2 * sqrt(0.002^2/3 + std_small^2/3) = 0.0042 > 0.002; < 0.020
-    assert rows["small"]["gain_beyond_noise"] == {"test_accuracy": False}
-    assert rows["big"]["gain_beyond_noise"] == {"test_accuracy": True}
-    assert rows["small"]["gain_noise"]["test_accuracy"] == pytest.approx(
-        2 * math.sqrt(0.002 ** 2 / 3 + statistics.stdev(accs["small"]) ** 2 / 3))
+    # Welch's t-test: +0.002 is well within its 95% interval, +0.020 far beyond it
+    assert rows["small"]["gain_beyond_noise"] == {"test_accuracy": False} and rows["small"]["gain_p"]["test_accuracy"] > 0.3
+    assert rows["big"]["gain_beyond_noise"] == {"test_accuracy": True} and rows["big"]["gain_p"]["test_accuracy"] < 0.01
+    se = math.sqrt(0.002 ** 2 / 3 + statistics.stdev(accs["small"]) ** 2 / 3)
+    assert 2.7 * se < rows["small"]["gain_noise"]["test_accuracy"] < 3.2 * se          # t(0.975, ~3.8 degrees)
     md = _markdown_table(study, list(rows.values()))
-    assert "| **+0.0200** |" in md and "| +0.0020 |" in md and "twice its standard error" in md
+    assert "| **+0.0200** |" in md and "| +0.0020 |" in md and "Welch's t-test" in md
