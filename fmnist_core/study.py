@@ -309,6 +309,12 @@ def gain_tests(gain: dict[str, float], a: dict, b: dict) -> dict[str, tuple[floa
             for k, g in gain.items() if k in a["std"] and k in b["std"]}
 
 
+def _verdicts(tests: dict[str, tuple[float, float]]) -> tuple[dict, dict, dict]:
+    """Per metric (noise, p) -> the table's three dicts: noise, p, and whether p < SIGNIFICANCE."""
+    return ({k: v[0] for k, v in tests.items()}, {k: v[1] for k, v in tests.items()},
+            {k: v[1] < SIGNIFICANCE for k, v in tests.items()})
+
+
 def _run_status(manifest: dict | None) -> str:
     return "missing" if manifest is None else ("complete" if manifest["complete"] else "partial")
 
@@ -381,12 +387,10 @@ def table(study: Study, store, test_images=None, test_labels=None, epochs=None, 
         overrides = {k: v for k, v in specs[0].differences(base).items()
                      if k not in ("pretrained_from", "init_seed_offset", "seed")}
         diff = {k: ours[k] - v for k, v in t.published.items() if k in ours and not math.isnan(ours[k])}
-        tests = difference_tests(diff, std, got["seeds"])
+        noise, p, beyond = _verdicts(difference_tests(diff, std, got["seeds"]))
         rows.append({"label": t.label, "preset": t.preset, "overrides": overrides, "ours": ours, "std": std,
                      "seeds": got["seeds"], "published": dict(t.published), "difference": diff,
-                     "difference_noise": {k: v[0] for k, v in tests.items()},
-                     "difference_p": {k: v[1] for k, v in tests.items()},
-                     "beyond_noise": {k: v[1] < SIGNIFICANCE for k, v in tests.items()}, "claim": t.claim,
+                     "difference_noise": noise, "difference_p": p, "beyond_noise": beyond, "claim": t.claim,
                      "run_ids": got["run_ids"], "status": got["status"], "runs": status_summary(got["status"]),
                      "against": t.against,
                      "gain": {}, "gain_noise": {}, "gain_p": {}, "gain_beyond_noise": {}})
@@ -395,10 +399,7 @@ def table(study: Study, store, test_images=None, test_labels=None, epochs=None, 
         if r["against"] is not None:
             other = by_label[r["against"]]
             r["gain"] = {k: v - other["ours"][k] for k, v in r["ours"].items() if k in other["ours"]}
-            tests = gain_tests(r["gain"], r, other)
-            r["gain_noise"] = {k: v[0] for k, v in tests.items()}
-            r["gain_p"] = {k: v[1] for k, v in tests.items()}
-            r["gain_beyond_noise"] = {k: v[1] < SIGNIFICANCE for k, v in tests.items()}
+            r["gain_noise"], r["gain_p"], r["gain_beyond_noise"] = _verdicts(gain_tests(r["gain"], r, other))
     return rows
 
 

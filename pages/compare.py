@@ -112,8 +112,8 @@ GAIN_NOISE = {True: "beyond the noise (p < 0.05)", False: "within the noise", No
 
 
 def gains_chart(rows: list[dict], metric: str) -> alt.Chart | None:
-    """What each change buys: per trial with a gain in `metric`, a point at the gain and a bar of
-    bar of its 95% interval (Welch's t); None when no trial is measured against another."""
+    """What each change buys: per trial with a gain in `metric`, a point at the gain and a bar of its
+    95% interval (Welch's t); None when no trial is measured against another."""
     data = [{"trial": r["label"], "against": r["against"], "gain": g, "noise": r["gain_noise"].get(metric),
              "p": r["gain_p"].get(metric),
              "seeds": r["seeds"], "verdict": GAIN_NOISE[r["gain_beyond_noise"].get(metric)]}

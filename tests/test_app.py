@@ -288,7 +288,7 @@ def test_compare_shows_a_studys_gains_over_the_trial_each_changes(monkeypatch):
     import pyarrow as pa
     gains = next(c for c in charts(at) if "What each change buys" in json.loads(c.proto.spec).get("title", ""))
     frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in gains.proto.datasets]
-    (data,) = [f for f in frames if "verdict" in f]                 # a point and a ± 2 SE bar per measured trial
+    (data,) = [f for f in frames if "verdict" in f]                 # a point and its 95% interval per measured trial
     by_trial = data.set_index("trial").to_dict("index")
     assert set(by_trial) == {t for t in own.index if not pd.isna(own.loc[t, "gain"])} and len(by_trial) >= 10
     assert by_trial["scratch: all but the flip, 100 epochs"]["verdict"] == "beyond the noise (p < 0.05)"

@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import math
-
 import pytest
 
 from fmnist_core import RunStore
