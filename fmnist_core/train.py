@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from filelock import Timeout
 
 from .data import FashionMNIST, Split, scale, split
+from .drawn import drawn_epoch
 from .models import Autoencoder, Classifier, make_model
 from .progress import ProgressFile
 from .recipe import augment, augments, lr_factor
@@ -179,13 +180,17 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x_
                     recipe: RecipeSpec | None = None, epochs: int = 1, base_lr: float | None = None) -> float:
     """One pass over the training tensors in a seeded random order; returns the mean training loss.
 
-    `recipe` (off by default): augmentation of each batch, label smoothing, and the learning rate
-    per step from `base_lr` by the schedule over `epochs` epochs (epoch counts from 1).
+    `recipe` (off by default): drawn-style images for a share of the epoch, augmentation of each
+    batch, label smoothing, and the learning rate per step from `base_lr` by the schedule over
+    `epochs` epochs (epoch counts from 1).
     """
     torch.manual_seed(_epoch_seed(seed, epoch))       # dropout masks: repeatable and resumable
     order = torch.randperm(len(x_u8), generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch)))
     order = order.to(x_u8.device)
     aug_gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch) + 7_919) if augments(recipe) else None
+    if recipe is not None and recipe.drawn > 0:       # this epoch's share of drawings, drawn at once
+        x_u8 = drawn_epoch(x_u8, recipe.drawn, recipe.drawn_outline, recipe.drawn_rotate,
+                           torch.Generator().manual_seed(_epoch_seed(seed, epoch) + 15_485))
     smoothing = recipe.label_smoothing if recipe is not None else 0.0
     scheduled = recipe is not None and recipe.schedule != "constant" and base_lr is not None
     model.train()
