@@ -4,7 +4,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 import fmnist_core
 from fmnist_core import __main__ as cli
@@ -140,3 +139,35 @@ def test_bench_finds_the_harness_of_this_clone():
     harness = cli.benchmark_harness()
     assert Path(harness.__file__).resolve() == PACKAGE.parent / "benchmarks" / "harness.py"
     assert callable(harness.run_benchmark)
+
+
+ROOT = PACKAGE.parent
+
+
+def test_the_fmnist_console_script_is_the_module_entry():
+    import tomllib
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    target = project["project"]["scripts"]["fmnist"]
+    module, _, function = target.partition(":")
+    assert (module, function) == ("fmnist_core.__main__", "main")
+    assert getattr(cli, function) is cli.main
+    # `python -m fmnist_core` runs the same function
+    assert "sys.exit(main())" in (PACKAGE / "__main__.py").read_text().split('if __name__ == "__main__":')[1]
+    # dependencies: the pinned set, read from requirements.txt; the package is the library only
+    assert "dependencies" in project["project"]["dynamic"] and "dependencies" not in project["project"]
+    assert project["tool"]["setuptools"]["dynamic"]["dependencies"] == {"file": ["requirements.txt"]}
+    assert project["tool"]["setuptools"]["packages"]["find"]["include"] == ["fmnist_core*"]
+    assert "kernels.c" in project["tool"]["setuptools"]["package-data"]["fmnist_core"]
+
+
+def test_the_test_command_lints_with_the_pinned_ruff_before_the_tests():
+    readme = (ROOT / "README.md").read_text()
+    assert "    bash scripts/test.sh\n" in readme
+    assert (ROOT / ".ci" / "run").read_text().strip().endswith("\nbash scripts/test.sh")
+    lines = [ln for ln in (ROOT / "scripts" / "test.sh").read_text().splitlines() if ln and not ln.startswith("#")]
+    ruff = next(i for i, ln in enumerate(lines) if ln.startswith(".venv/bin/ruff check"))
+    pytest_ = next(i for i, ln in enumerate(lines) if "-m pytest" in ln)
+    assert lines.index("scripts/setup.sh --dev") < ruff < pytest_
+    assert any(ln.startswith("ruff==") for ln in (ROOT / "requirements-dev.txt").read_text().splitlines())
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    assert "pip install" in setup and "--no-deps" in setup and " -e ." in setup
