@@ -393,7 +393,8 @@ def cmd_bench(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fmnist_core", description=__doc__)
+    prog = "fmnist" if Path(sys.argv[0]).name == "fmnist" else "python -m fmnist_core"   # the console script
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train (or resume) runs: the reference protocol's five by default")
