@@ -403,7 +403,7 @@ def study_ui(studies: list) -> None:
         return
     titles = {s.name: f"{s.name}: {s.title}" for s in studies}
     chosen = st.session_state.get("cmp_study")
-    name = st.selectbox("study to run or watch", list(titles), format_func=titles.get, key="run_study",
+    name = st.selectbox("study to run or watch" if jobs.allowed() else "study to watch", list(titles), format_func=titles.get, key="run_study",
                         index=list(titles).index(chosen) if chosen in titles else 0)
     running = jobs.running_study(name)
 
@@ -417,7 +417,7 @@ def study_ui(studies: list) -> None:
             st.info(f"Running since {pd.Timestamp(state.get('started', 0), unit='s'):%H:%M} UTC "
                     f"(process {state.get('pid')}): {done} of {len(trials)} runs complete. "
                     "Everyone who opens this page sees it; starting it again joins nothing and starts nothing.")
-            if st.button("Stop the study", key="stop_study", help="Its finished runs stay"):
+            if jobs.allowed() and st.button("Stop the study", key="stop_study", help="Its finished runs stay"):
                 st.toast(jobs.stop_study(name))
         else:
             st.caption(f"{done} of {len(trials)} runs of this size complete in the store.")
@@ -429,7 +429,7 @@ def study_ui(studies: list) -> None:
         if running and not state:
             st.rerun(scope="app")                   # it ended: redraw the start form and the table
     progress()
-    if running:
+    if running or not jobs.allowed():       # public mode: no start form (the router's line says how)
         return
     with st.form(f"start_{name}"):
         st.markdown("Runs every trial not yet complete in the store on a local Ray instance, in the background "

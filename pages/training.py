@@ -66,7 +66,8 @@ def draw_progress(p: dict) -> None:
     left, right = st.columns([4, 1])
     if frac > 0.01:
         left.caption(f"Elapsed {elapsed / 60:.1f} min; about {elapsed * (1 - frac) / frac / 60:.1f} min left.")
-    if p.get("pid") and right.button("Stop", key=f"stop_{p['run']}", help="Stops its process; finished epochs stay"):
+    if p.get("pid") and jobs.allowed() and right.button("Stop", key=f"stop_{p['run']}",
+                                                         help="Stops its process; finished epochs stay"):
         st.toast(jobs.stop_training(p["pid"]))
 
 
@@ -131,7 +132,8 @@ def training() -> None:
         st.info(f"{len(training_now)} run(s) training; everyone who opens this page sees them. "
                 "A second request for the same run fails at once.")
     live_section(picker.chosen_run(), bool(training_now))
-    train_form()
+    if jobs.allowed():                      # public mode: no form (the router's line says how to train)
+        train_form()
 
 
 training()
