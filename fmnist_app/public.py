@@ -11,8 +11,8 @@ import streamlit as st
 VARIABLE = "FMNIST_PUBLIC"
 OFF = {"", "0", "false", "no", "off"}
 ON = {"1", "true", "yes", "on"}
-NOTICE = ("**Public demo**: the shipped runs only; training and studies are switched off here. To train your own "
-          "runs, clone the repository and run `bash scripts/start.sh` on your machine (see docs/deploy.md).")
+NOTICE = ("**Public demo**: the shipped runs, with training and studies switched off. To train your own runs, "
+          "run the explorer on your machine: clone the repository, then `bash scripts/start.sh`.")
 
 
 def _setting() -> str | None:

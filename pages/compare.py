@@ -403,7 +403,8 @@ def study_ui(studies: list) -> None:
         return
     titles = {s.name: f"{s.name}: {s.title}" for s in studies}
     chosen = st.session_state.get("cmp_study")
-    name = st.selectbox("study to run or watch" if jobs.allowed() else "study to watch", list(titles), format_func=titles.get, key="run_study",
+    name = st.selectbox("study to run or watch" if jobs.allowed() else "study to watch", list(titles),
+                        format_func=titles.get, key="run_study",
                         index=list(titles).index(chosen) if chosen in titles else 0)
     running = jobs.running_study(name)
 
