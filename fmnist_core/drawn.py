@@ -12,9 +12,10 @@ a slight rotation, a squashed or stretched shape, a wobbly contour, thicker or t
     silhouette   the garment upsampled 3x (84x84), thresholded at a random level (8-48 of 255),
                  small holes closed; in half the images every enclosed hole filled too (a bag's
                  handle, the gaps of a sandal), as a person drawing its outline would
-    style        filled (thickened or thinned by up to 2/3 px), or, with p = recipe.drawn_outline,
-                 an outline of the silhouette 1-3 px wide at 28x28, a third of them left open by a
-                 gap (a wedge of 15-45 degrees around the shape's centre)
+    style        filled (thinned by 1/3 px or thickened by up to 4/3 px at 28x28, as a broad brush
+                 does), or, with p = recipe.drawn_outline, an outline of the silhouette 1/3-8/3 px
+                 wide, a third of them left open by a gap (a wedge of 15-45 degrees around the
+                 shape's centre)
     hand         rotation up to +-recipe.drawn_rotate degrees, aspect x0.88-1.14, shear up to 0.12,
                  and a smooth random displacement (a 4x4 noise field, upsampled; about 1 px at 28x28)
     framing      cropped to the drawn shape's bounding box, the longest side to 28, centred, area-
@@ -129,9 +130,9 @@ def draw_params(n: int, outline: float, rotate: float, generator: torch.Generato
     p["threshold"] = (8 + 40 * rand()) / 255
     p["fill_all"] = rand() < 0.5
     p["outline"] = rand() < outline
-    p["thicken"] = torch.randint(0, 4, (n,), generator=g) - 1             # filled: -1 (thinner) .. +2 px at 96
-    p["ring_in"] = torch.randint(1, 5, (n,), generator=g)                # outline: 1-4 px inside the contour
-    p["ring_out"] = torch.randint(0, 3, (n,), generator=g)               # ... and 0-2 px outside
+    p["thicken"] = torch.randint(0, 6, (n,), generator=g) - 1             # filled: -1 (thinner) .. +4 px at 96
+    p["ring_in"] = torch.randint(1, 6, (n,), generator=g)                # outline: 1-5 px inside the contour
+    p["ring_out"] = torch.randint(0, 4, (n,), generator=g)               # ... and 0-3 px outside
     p["gapped"] = rand() < 1 / 3
     p["gap_angle"] = rand() * 2 * math.pi
     p["gap_width"] = math.radians(15) + rand() * math.radians(30)
@@ -166,13 +167,13 @@ def render(images_u8: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
     holes = F.interpolate(holes.float(), size=(SRC, SRC), mode="bilinear", align_corners=False) > 0.5
     m = torch.where(holes & v("fill_all"), torch.ones_like(m), m)
 
-    eroded = [m]
-    for _ in range(4):
+    eroded, dilated = [m], [m]
+    for _ in range(5):
         eroded.append(_erode(eroded[-1], 1))
-    dilated = [m, _dilate(m, 1)]
-    dilated.append(_dilate(dilated[-1], 1))
-    filled = _choose([eroded[1], m, dilated[1], dilated[2]], p["thicken"] + 1)
-    ring = _choose(dilated, p["ring_out"]) * (1 - _choose(eroded[1:], p["ring_in"] - 1))
+    for _ in range(4):
+        dilated.append(_dilate(dilated[-1], 1))
+    filled = _choose([eroded[1], *dilated], p["thicken"] + 1)
+    ring = _choose(dilated[:4], p["ring_out"]) * (1 - _choose(eroded[1:], p["ring_in"] - 1))
     # The open gap: a wedge around the shape's centre of mass.
     c = torch.linspace(-1, 1, SRC, device=dev)
     ys, xs = c.view(1, SRC, 1), c.view(1, 1, SRC)
