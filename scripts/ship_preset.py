@@ -4,7 +4,8 @@ its weights, others as their history only (checkpoints/ stays under 100 MB).
     .venv/bin/python scripts/ship_preset.py sketch-robust --source /tmp/gpu-extra --weights 0 --history 1,2
 
 A run is found in the source by its spec (the preset at that seed); it must be complete and verify
-(every file against its manifest's sha256, the weights against the network). Runs already in
+(every file against its manifest's sha256, the weights against the network; a history seed packed
+without its weights files is taken on its manifest). Runs already in
 checkpoints/ are left as they are (a stored run is never replaced); missing or partial ones are named
 and skipped (exit 1).
 """
@@ -49,7 +50,8 @@ def main() -> int:
             print(f"seed {seed}: {'partial' if m else 'not'} in {args.source}; skipped")
             bad += 1
         elif not with_weights:
-            source.verify(rid)
+            if all((source.folder(rid) / f).is_file() for f in m["files"]):
+                source.verify(rid)                    # a pack may bring a history seed's manifest only
             print(f"seed {seed}: {dest.add_history_only(m, reason)} (history only)")
         else:
             source.verify(rid)
