@@ -53,7 +53,7 @@ def overview() -> None:
                                           "reference val acc (50 ep.)")})
     st.caption("*test acc over seeds*: the last epoch's test accuracy as mean ± std over the seeds of the "
                "study `r2026-table1` in the store (seeds 0–2 ship), since one run's noise is the size of the "
-               "differences from the reference. The Compare page and the README have the full table.")
+               "differences from the reference. The Compare page and docs/results.md have the full table.")
     ae = runs.get(ref["autoencoder"])
     if ae and ae.get("test_mse") is not None:
         st.caption(f"Autoencoder `{ae['id']}`: {ae['epochs_done']}/{ae['epochs']} epochs, test MSE "
