@@ -295,6 +295,18 @@ def compare_rows() -> tuple[list[dict], list[str]]:
     return _compare_rows(store_fingerprint())
 
 
+@st.cache_data(show_spinner="Drawing…", max_entries=32)
+def _linked_views(fingerprint: tuple, ids: tuple, selected: tuple, metric: str, colour_by: str, grouped: bool):
+    from fmnist_app.compare_views import linked_views as views
+    return views(compare_rows()[0], run_manifests, ids, selected, metric, colour_by, grouped)
+
+
+def linked_views(ids: tuple, selected: tuple, metric: str, colour_by: str, grouped: bool):
+    """The Compare page's linked views of these runs (compare_views.linked_views), kept per store state
+    and choices: building the Altair spec takes about a second."""
+    return _linked_views(store_fingerprint(), ids, selected, metric, colour_by, grouped)
+
+
 def recipe_result() -> dict:
     """The better recipe (preset recipe-scratch) over seeds 0-2 in the store: mean, std, seeds, run ids."""
     from fmnist_core.study import over_seeds
