@@ -73,12 +73,14 @@ def runs_table_ui(df: pd.DataFrame, key: str) -> list[str]:
 def study_table_ui(name: str) -> None:
     """The study's own table: per trial, ours (mean ± std over complete seeds) beside the published
     figure, and the gain over the trial it changes, each with whether it exceeds the noise."""
-    rows = cache.study_table(name)
+    rows, notes = cache.study_table(name, size=None)       # a quick study's runs where only they exist
     metrics = list(dict.fromkeys([*cache.study_named(name).metrics,
                                   *(m for r in rows for m in ("test_accuracy", "test_mse") if m in r["ours"])]))
     with st.expander("The study's table: ours beside the published figures", expanded=False):
         first = next((m for m in ("final_test_acc", "test_accuracy", "test_mse") if m in metrics), metrics[0])
         metric = st.selectbox("metric", metrics, index=metrics.index(first), key=f"cmp_study_metric_{name}")
+        for note in notes:                                   # which size, and the other sizes with runs
+            st.caption(note)
         mark = {True: "yes", False: "no"}
         frame = pd.DataFrame([{
             "trial": r["label"], "seeds": r["seeds"], "ours": r["ours"].get(metric), "± std": r["std"].get(metric),
