@@ -94,9 +94,8 @@ def markdown(r: dict) -> str:
     labels = list(r["classifiers"])
     lines = ["| input | " + " | ".join(f"`{c}`" for c in labels) + " |", "|---" * (len(labels) + 1) + "|"]
     for kind in SHOWN:
-        best = max(r["classifiers"][c][kind]["accuracy"] for c in labels)
-        cells = [f"{r['classifiers'][c][kind]['accuracy']:.3f}" for c in labels]
-        cells = [f"**{x}**" if float(x) == best else x for x in cells]
+        accs = [r["classifiers"][c][kind]["accuracy"] for c in labels]
+        cells = [f"**{a:.3f}**" if a == max(accs) and len(labels) > 1 else f"{a:.3f}" for a in accs]
         held = " (held out)" if kind == "doodles" else ""
         lines.append(f"| {kind}{held} | " + " | ".join(cells) + " |")
     for kind in ("drawings", "doodles"):
@@ -133,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
     p.add_argument("--markdown", default=None)
+    p.add_argument("--from-json", default=None, help="write the tables of an earlier --json instead of measuring")
     args = p.parse_args(argv)
+    if args.from_json:
+        r = json.loads(Path(args.from_json).read_text())
+        _write(r, args.markdown)
+        return 0
     if args.n < 10:
         p.error("--n must be at least 10")
     torch.set_num_threads(1)
@@ -152,15 +156,19 @@ def main(argv: list[str] | None = None) -> int:
         p.error("none of the classifiers is in the store")
     r = measure(store, chosen, args.n, args.seed, progress=lambda s: print(s, file=sys.stderr))
     r.update(_provenance(), missing=missing)
-    text = markdown(r)
-    print(text)
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=1) + "\n")
-    if args.markdown:
+    _write(r, args.markdown)
+    return 0
+
+
+def _write(r: dict, path: str | None) -> None:
+    text = markdown(r)
+    print(text)
+    if path:
         head = (f"n = {r['n']} test garments per kind, seed {r['seed']}; commit {r['commit']}, {r['cpu']}, "
                 f"{r['date']}.\n\n`{r['command']}`\n\n")
-        Path(args.markdown).write_text(head + text + "\n")
-    return 0
+        Path(path).write_text(head + text + "\n")
 
 
 if __name__ == "__main__":
