@@ -36,8 +36,8 @@ def _overrides(args) -> dict[str, object]:
     for text in args.set or []:
         path, value = parse_assignment(text)
         out[path] = value
-    for name in ("epochs", "subset", "seed"):
-        if getattr(args, name) is not None:
+    for name in ("epochs", "subset", "seed", "precision"):
+        if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
     return out
 
@@ -83,8 +83,12 @@ def cmd_train(args) -> int:
     from .data import load_fashion_mnist
     from .train import resolve_device, train_runs
 
+    from .precision import check as check_precision
+
     specs = specs_from_args(args)
     device = resolve_device(args.device)
+    for spec in specs:
+        check_precision(spec.precision, device)   # before the data load: one line, exit 2
     store = RunStore(args.checkpoints)
     store.write_root                              # fails early, naming the folder, where it cannot be written
     data = load_fashion_mnist(args.data).to(device)
@@ -386,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subset", type=int, default=None, help="train on the first N training images only")
     p.add_argument("--seed", type=int, default=None, help="seed of the batch order, dropout and initial weights")
     p.add_argument("--models", default=None, help=f"comma-separated subset of {','.join(MODEL_NAMES)}")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                   help="fp32 (the spec default) or bf16 autocast (CUDA, or a CPU with bf16 units)")
     p.add_argument("--quiet", action="store_true", help="no progress bars; print only the run ids")
     _add_common(p)
     p.set_defaults(func=cmd_train)

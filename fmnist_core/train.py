@@ -16,6 +16,7 @@ import ctypes
 import os
 import platform
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,7 @@ from filelock import Timeout
 
 from .data import FashionMNIST, Split, scale, split
 from .models import Autoencoder, Classifier, make_model
+from .precision import autocast, check as check_precision
 from .progress import ProgressFile
 from .recipe import augment, augments, lr_factor
 from .runs import RunStore, TrainingBusy
@@ -33,6 +35,7 @@ from .spec import OptimizerSpec, RecipeSpec, RunSpec
 from .store import CheckpointError, optimizer_from_tensors
 
 Callback = Callable[[dict], None]
+SEED_LOCK = threading.Lock()
 EVAL_BATCH = 1000                               # evaluation only; does not change results
 SNAPSHOT_EPOCHS = (1, 2, 5, 10, 20, 50)         # autoencoder weights kept for the app (and the last)
 
@@ -118,6 +121,11 @@ def _ranges(model: torch.nn.Module) -> tuple[str, str]:
     return (spec.input_range, spec.target_range) if spec is not None else ("signed", "signed")
 
 
+def _precision(model: torch.nn.Module) -> str:
+    """The precision of a model built from a spec ("fp32" for any other)."""
+    return getattr(getattr(model, "spec", None), "precision", "fp32")
+
+
 @torch.inference_mode()
 def frozen_features(model: Classifier, x_u8: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """Eval-mode outputs (N, 3136) of a frozen encoder, flattened as the head takes them.
@@ -128,8 +136,9 @@ def frozen_features(model: Classifier, x_u8: torch.Tensor, batch_size: int = EVA
     """
     was_training = model.training
     model.eval()
-    out = torch.cat([model.encoder(_batch(x_u8[i:i + batch_size], _ranges(model)[0])).flatten(1)
-                     for i in range(0, len(x_u8), batch_size)])
+    with autocast(_precision(model), x_u8.device):
+        out = torch.cat([model.encoder(_batch(x_u8[i:i + batch_size], _ranges(model)[0])).flatten(1)
+                         for i in range(0, len(x_u8), batch_size)])
     model.train(was_training)
     return out
 
@@ -147,12 +156,16 @@ def evaluate_split(model: torch.nn.Module, x_u8: torch.Tensor, y: torch.Tensor |
     correct = torch.zeros((), device=x_u8.device, dtype=torch.int64)
     is_ae = isinstance(model, Autoencoder)
     in_range, target_range = _ranges(model)
+    precision = _precision(model)
     for i in range(0, len(x_u8), batch_size):
-        if features is not None:
-            out = model.head(features[i:i + batch_size])
-        else:
-            xb = _batch(x_u8[i:i + batch_size], in_range)
-            out = model(xb)
+        with autocast(precision, x_u8.device):
+            if features is not None:
+                out = model.head(features[i:i + batch_size])
+            else:
+                xb = _batch(x_u8[i:i + batch_size], in_range)
+                out = model(xb)
+        if precision != "fp32":
+            out = out.float()                         # losses and their sums in float32
         if is_ae:
             target = xb if target_range == in_range else _batch(x_u8[i:i + batch_size], target_range)
             # MSE per pixel, averaged over images: the same number nn.MSELoss gives per batch.
@@ -191,13 +204,19 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x_
     model.train()
     is_ae = isinstance(model, Autoencoder)
     in_range, target_range = _ranges(model)
+    precision = _precision(model)
     running = torch.zeros((), device=x_u8.device)
     n_batches = (len(order) + batch_size - 1) // batch_size
     for b in range(n_batches):
         idx = order[b * batch_size:(b + 1) * batch_size]
         images = x_u8[idx] if aug_gen is None else augment(x_u8[idx], recipe, aug_gen)
         xb = _batch(images, in_range)
-        out = model(xb)
+        if precision == "fp32":
+            out = model(xb)
+        else:
+            with autocast(precision, x_u8.device):
+                out = model(xb)
+            out = out.float()                         # the loss in float32
         if is_ae:
             loss = F.mse_loss(out, xb if target_range == in_range else _batch(images, target_range))
         else:
@@ -353,8 +372,11 @@ def _train_locked(spec, data, store, device, emit, command, splits, progress, sn
         else:
             reason = "new run"
 
-    torch.manual_seed(spec.seed + spec.init_seed_offset)
-    model = _prepare(make_model(spec, pretrained), device)
+    check_precision(spec.precision, device)
+    with SEED_LOCK:                              # runs trained in threads (gpu.py) each get their own seed
+        torch.manual_seed(spec.seed + spec.init_seed_offset)
+        model = make_model(spec, pretrained)
+    model = _prepare(model, device)
     if device.type == "cpu":
         tune_cpu_allocator()
     optimizer = make_optimizer(model, spec.optimizer)
