@@ -160,7 +160,8 @@ def test_a_sketch_drawn_on_the_canvas_is_classified_by_all_four(server, page):
 
 # ---- Compare: table selection, brushing, links (12 generated runs: manifests only) ------------------
 VALIDATION_CURVES = """() => new Set(Array.from(document.querySelectorAll(
-    ".vega-embed svg path[aria-label*='split: validation']")).map(p => /id: ([^;]+)/.exec(p.getAttribute('aria-label'))[1])).size"""
+    ".vega-embed svg path[aria-label*='split: validation']"))
+    .map(p => /id: ([^;]+)/.exec(p.getAttribute('aria-label'))[1])).size"""
 
 
 @pytest.fixture(scope="module")
