@@ -390,7 +390,7 @@ def cmd_bench(args) -> int:
     run_benchmark = benchmark_harness().run_benchmark
 
     result = run_benchmark(device=args.device, batches=args.batches, models=tuple(args.models.split(",")),
-                           data_dir=args.data, reference=not args.no_reference,
+                           data_dir=args.data, reference=not args.no_reference, precision=args.precision,
                            progress=None if args.json else lambda msg: print(msg, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=1) if args.json else result["summary"])
     return 0
@@ -456,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, default=100, help="training batches timed per loop")
     p.add_argument("--models", default="finetune", help=f"comma-separated subset of {','.join(SCHEMES)}")
     p.add_argument("--no-reference", action="store_true", help="time only our loop")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="our loop's arithmetic: fp32, or bf16 autocast (CUDA, or a CPU with bf16 units)")
     _add_common(p)
     p.set_defaults(func=cmd_bench)
 
