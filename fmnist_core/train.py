@@ -16,7 +16,6 @@ import ctypes
 import os
 import platform
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from filelock import Timeout
 
+from . import cudagraph
 from .data import FashionMNIST, Split, scale, split
 from .models import Autoencoder, Classifier, make_model
 from .precision import autocast, check as check_precision
@@ -35,7 +35,7 @@ from .spec import OptimizerSpec, RecipeSpec, RunSpec
 from .store import CheckpointError, optimizer_from_tensors
 
 Callback = Callable[[dict], None]
-SEED_LOCK = threading.Lock()
+SEED_LOCK = cudagraph.CAPTURE_LOCK              # runs trained in threads (gpu.py) seed one at a time
 EVAL_BATCH = 1000                               # evaluation only; does not change results
 SNAPSHOT_EPOCHS = (1, 2, 5, 10, 20, 50)         # autoencoder weights kept for the app (and the last)
 
@@ -105,6 +105,9 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
     the wrong elements (tests/test_train checks a resumed run against an uninterrupted one).
     """
     optimizer.load_state_dict(state)
+    for group in optimizer.param_groups:
+        if group.get("capturable"):
+            group["capturable"] = False               # a CUDA-graphed run's state; cudagraph sets it again
     for param, param_state in optimizer.state.items():
         for key, value in param_state.items():
             if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
@@ -189,15 +192,20 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x_u8: torch.Tensor,
                     y: torch.Tensor | None, batch_size: int, seed: int, epoch: int,
                     on_batch: Callable[[int, int], None] | None = None, *,
-                    recipe: RecipeSpec | None = None, epochs: int = 1, base_lr: float | None = None) -> float:
+                    recipe: RecipeSpec | None = None, epochs: int = 1, base_lr: float | None = None,
+                    graphed: "cudagraph.GraphedSteps | None" = None) -> float:
     """One pass over the training tensors in a seeded random order; returns the mean training loss.
 
     `recipe` (off by default): augmentation of each batch, label smoothing, and the learning rate
-    per step from `base_lr` by the schedule over `epochs` epochs (epoch counts from 1).
+    per step from `base_lr` by the schedule over `epochs` epochs (epoch counts from 1). `graphed`:
+    the run's CUDA-graphed steps (cudagraph.py), which then run the epoch's batches.
     """
-    torch.manual_seed(_epoch_seed(seed, epoch))       # dropout masks: repeatable and resumable
+    with SEED_LOCK:
+        torch.manual_seed(_epoch_seed(seed, epoch))   # dropout masks: repeatable and resumable
     order = torch.randperm(len(x_u8), generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch)))
     order = order.to(x_u8.device)
+    if graphed is not None:
+        return graphed.epoch(order, on_batch)
     aug_gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch) + 7_919) if augments(recipe) else None
     smoothing = recipe.label_smoothing if recipe is not None else 0.0
     scheduled = recipe is not None and recipe.schedule != "constant" and base_lr is not None
@@ -407,6 +415,10 @@ def _train_locked(spec, data, store, device, emit, command, splits, progress, sn
         features = {k: frozen_features(model, x) for k, (x, _) in eval_sets.items()}
         wall_this_run += time.perf_counter() - t0
     n_eval = sum(len(x) for x, _ in eval_sets.values())
+    graphed = None
+    if device.type == "cuda" and cudagraph.why_not(model, optimizer, spec.recipe, device) is None:
+        graphed = cudagraph.GraphedSteps(model, optimizer, x_train, y_train, spec.batch_size, spec.input_range,
+                                         spec.target_range, is_ae, spec.recipe.label_smoothing, spec.precision)
     for epoch in range(start_epoch, spec.epochs + 1):
         t0 = time.perf_counter()
 
@@ -416,7 +428,7 @@ def _train_locked(spec, data, store, device, emit, command, splits, progress, sn
             emit(event)
         running = train_one_epoch(model, optimizer, x_train, y_train, spec.batch_size, spec.seed, epoch,
                                   on_batch=on_batch, recipe=spec.recipe, epochs=spec.epochs,
-                                  base_lr=spec.optimizer.lr)
+                                  base_lr=spec.optimizer.lr, graphed=graphed)
         t1 = time.perf_counter()
         tr, va, te = (evaluate_split(model, x, y, EVAL_BATCH, features[k]) for k, (x, y) in eval_sets.items())
         t2 = time.perf_counter()
