@@ -523,7 +523,8 @@ def _summary(result: dict) -> str:
         peaks += f", oneDNN {result['onednn_gflops']:.0f}"
     lines = [f"device: {result['device']}, torch {result['torch']}, our CPU kernels: {result['cpu_kernels']}, "
              f"our precision: {result.get('precision', 'fp32')}",
-             f"{'bfloat16' if result.get('precision') == 'bf16' else 'float32'} matmul peak {result['peak_gflops']:.0f} GFLOP/s ({peaks})",
+             f"{'bfloat16' if result.get('precision') == 'bf16' else 'float32'} matmul peak "
+             f"{result['peak_gflops']:.0f} GFLOP/s ({peaks})",
              f"timed {result['train_images_timed']} training + {result['eval_images_timed']} evaluated images "
              f"per loop, extrapolated to an epoch of {result['epoch_train_images']} + "
              f"{result['epoch_eval_images']}"]

@@ -55,6 +55,18 @@ def why_not(model: torch.nn.Module, optimizer: torch.optim.Optimizer, recipe, de
     return None
 
 
+def capture(body: Callable[[], None]):
+    """A CUDA graph of `body` (which is not run), on a side stream; `.replay()` runs it.
+
+    Only this thread's calls are checked during the capture (thread_local): other threads' runs go on.
+    Tests replace this function to run the step logic on the CPU.
+    """
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=torch.cuda.Stream(), capture_error_mode="thread_local"):
+        body()
+    return graph
+
+
 class GraphedSteps:
     """Training steps of one run on CUDA: eager warm-up, then one captured step replayed."""
 
@@ -68,11 +80,12 @@ class GraphedSteps:
         dev = x_u8.device
         self.idx = torch.zeros(batch_size, dtype=torch.long, device=dev)
         self.running = torch.zeros((), device=dev)
-        self.graph: torch.cuda.CUDAGraph | None = None
+        self.graph = None                       # a torch.cuda.CUDAGraph once captured
         self.failed: str | None = None
         self.steps_done = 0
-        for group in optimizer.param_groups:
-            group["capturable"] = True          # Adam's step counter and update stay on the GPU
+        if dev.type == "cuda":
+            for group in optimizer.param_groups:
+                group["capturable"] = True      # Adam's step counter and update stay on the GPU
 
     # The step's body: the same arithmetic as train.train_one_epoch's loop.
     def _loss(self, idx: torch.Tensor) -> torch.Tensor:
@@ -96,15 +109,16 @@ class GraphedSteps:
         self.optimizer.step()
         self.running += loss.detach() * len(idx)
 
+    def _body(self) -> None:
+        """The captured step. Its gradients start from None, so each replay writes them afresh."""
+        loss = self._loss(self.idx)
+        loss.backward()
+        self.optimizer.step()
+        self.running.add_(loss.detach() * self.batch_size)
+
     def _capture(self) -> None:
-        graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph, stream=torch.cuda.Stream(), capture_error_mode="thread_local"):
-            loss = self._loss(self.idx)
-            loss.backward()
-            self.optimizer.step()
-            self.running.add_(loss.detach() * self.batch_size)
-        self.graph = graph
+        self.graph = capture(self._body)
 
     def epoch(self, order: torch.Tensor, on_batch: Callable[[int, int], None] | None = None) -> float:
         """One epoch over the training tensors in `order`; the mean training loss, as train_one_epoch."""
@@ -126,7 +140,8 @@ class GraphedSteps:
                         self.failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                         fallbacks.append(self.failed)
                         self.graph = None
-                        torch.cuda.synchronize()
+                        if torch.cuda.is_available():
+                            torch.cuda.synchronize()
                 if self.graph is not None:
                     self.idx.copy_(idx)
                     self.graph.replay()
