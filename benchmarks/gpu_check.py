@@ -133,6 +133,18 @@ def _pack(store_root: Path, run_ids: list[str], target: Path, limit: int = PACK_
     return {"file": target.name, "bytes": target.stat().st_size, "runs": whole, "manifest_only": manifest_only}
 
 
+def _progress(event: dict) -> None:
+    """A line per run at its start, at epochs 1, 10, 25 and 50, and at its end: enough to follow it."""
+    kind = event.get("type")
+    if kind == "start":
+        log(f"    {event['run']}: {event['reason']}")
+    elif kind == "epoch" and (event["record"]["epoch"] in (1, 10, 25) or event["record"]["epoch"] == event["epochs"]):
+        r = event["record"]
+        figure = f"test_acc {r['test_acc']:.4f}" if "test_acc" in r else f"test_mse {r['test_loss']:.5f}"
+        log(f"    {event['run']}: epoch {r['epoch']}/{event['epochs']} {r['seconds']:.2f} s "
+            f"({r['train_images_per_s']:.0f} train img/s), {figure}")
+
+
 class Check:
     def __init__(self, args):
         self.args = args
@@ -158,7 +170,7 @@ class Check:
               snapshots: bool = False) -> tuple[dict, list, float]:
         """Train concurrently under a deadline; (manifests by id, errors, wall seconds)."""
         errors: list[str] = []
-        deadline = Deadline(cap)
+        deadline = Deadline(cap, _progress)
         t0 = time.perf_counter()
 
         def on_error(spec, e):
