@@ -251,14 +251,18 @@ def _study_table(args, study, table) -> int:
         from .data import load_fashion_mnist
         d = load_fashion_mnist(args.data)
         images, labels = d.test_images.numpy(), d.test_labels.numpy()
-    rows = table(study, store, images, labels, args.epochs, args.subset)
+    from .sizes import size_to_show
+    epochs, subset, notes = size_to_show(study, store, args.epochs, args.subset)   # a quick study's runs too
+    rows = table(study, store, images, labels, epochs, subset)
+    for note in notes if args.json or args.markdown else ():    # stdout stays JSON or one Markdown table
+        print(note, file=sys.stderr)
     if args.json:
         print(json.dumps(rows))
         return 0
     if args.markdown:
         print(_markdown_table(study, rows))
         return 0
-    print(f"{study.title}\n{study.source}\n")
+    print(f"{study.title}\n{study.source}\n" + "".join(f"{note}\n" for note in notes))
     for r in rows:
         shown = {k: (f"[{len(v)} layers]" if isinstance(v, list) and v and isinstance(v[0], dict) else v)
                  for k, v in r["overrides"].items()}
@@ -397,7 +401,8 @@ def cmd_bench(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fmnist_core", description=__doc__)
+    prog = "fmnist" if Path(sys.argv[0]).name == "fmnist" else "python -m fmnist_core"   # the console script
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train (or resume) runs: the reference protocol's five by default")

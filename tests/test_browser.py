@@ -12,7 +12,7 @@ from benchmarks.app_server import CHROMIUM, PAGES, RUN_FINISHED, chromium_page, 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Debian's chromium is not installed (scripts/test.sh installs it)")
 
-# A deep link first: on a fresh server it must still go through the router (app_state._use_the_router),
+# A deep link first: on a fresh server it must still go through the router (fmnist_app.routing.use_the_router),
 # keep its query parameters and show the router's run picker.
 DEEP_LINK_FIRST = ["confusion"] + [path for path in PAGES if path != "confusion"]
 

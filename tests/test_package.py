@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 
 import fmnist_core
 from fmnist_core import __main__ as cli
@@ -171,3 +172,14 @@ def test_the_test_command_lints_with_the_pinned_ruff_before_the_tests():
     assert any(ln.startswith("ruff==") for ln in (ROOT / "requirements-dev.txt").read_text().splitlines())
     setup = (ROOT / "scripts" / "setup.sh").read_text()
     assert "pip install" in setup and "--no-deps" in setup and " -e ." in setup
+
+
+def test_the_console_script_names_itself_in_its_usage(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["/somewhere/.venv/bin/fmnist"])
+    with pytest.raises(SystemExit):
+        cli.main(["runs", "--bogus"])
+    assert capsys.readouterr().err.startswith("usage: fmnist [-h]")
+    monkeypatch.setattr("sys.argv", ["/somewhere/fmnist_core/__main__.py"])
+    with pytest.raises(SystemExit):
+        cli.main(["runs", "--bogus"])
+    assert capsys.readouterr().err.startswith("usage: python -m fmnist_core [-h]")
