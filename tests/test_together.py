@@ -1,6 +1,5 @@
 """Trials trained together (one stacked network) give each run what it would have had alone."""
 import pytest
-import torch
 
 from fmnist_core import RunStore
 from fmnist_core.together import group_key, groups, train_together
