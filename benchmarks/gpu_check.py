@@ -475,7 +475,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", default="", help="comma-separated parts to skip")
     ap.add_argument("--extra-presets", default="", help="NAME[,NAME]: presets to train too, packed")
     ap.add_argument("--extra-seeds", default="0", help="seeds of the extra presets (default 0)")
+    ap.add_argument("--cap", action="append", default=[], metavar="PART=SECONDS",
+                    help="another time cap for one part, e.g. --cap extras=150 (repeatable)")
     args = ap.parse_args(argv)
+    for item in args.cap:
+        part, _, seconds = item.partition("=")
+        if part not in CAPS or not seconds.replace(".", "", 1).isdigit():
+            ap.error(f"--cap {item!r}: expected PART=SECONDS with PART one of {', '.join(CAPS)}")
+        CAPS[part] = float(seconds)
     if not args.dry_run and not torch.cuda.is_available():
         print("error: no CUDA GPU is visible; use --dry-run to run the check on the CPU", file=sys.stderr)
         return 2
