@@ -91,6 +91,8 @@ class OptimizerSpec:
 
 
 SCHEDULES = ("constant", "cosine", "onecycle")
+# Arithmetic of training and evaluation: float32, or bfloat16 autocast (CUDA, and CPUs with bf16 units).
+PRECISIONS = ("fp32", "bf16")
 SELECTIONS = ("last", "best")
 
 
@@ -131,6 +133,7 @@ class RunSpec:
     split_seed: int = 0                # which images are held out: fixed, so seeds share a validation set
     subset: int | None = None          # train on the first N training images only (quick runs)
     recipe: RecipeSpec = field(default_factory=RecipeSpec)
+    precision: str = "fp32"            # "bf16": autocast to bfloat16 (see fmnist_core/precision.py)
 
     # ---- dict form ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -202,6 +205,7 @@ class RunSpec:
         need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         need(self.val_size >= 1, f"val_size must be >= 1, got {self.val_size}")
         need(self.subset is None or self.subset >= 12, f"subset must be at least 12 images, got {self.subset}")
+        need(self.precision in PRECISIONS, f"precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         r = self.recipe
         need(0 <= r.translate <= 8, f"recipe.translate must be 0..8 pixels, got {r.translate}")
         need(0 <= r.label_smoothing < 1, f"recipe.label_smoothing must be in [0, 1), got {r.label_smoothing}")
