@@ -66,7 +66,8 @@ def test_overview_shows_reference_results_and_all_runs(with_store, tiny_ids):
     assert list(table.index) == ["scratch", "finetune", "frozen_random", "frozen_pretrained"]
     assert table.loc["finetune", "epochs"] == "2/2"
     assert table.loc["finetune", "run"] == tiny_ids["finetune"]
-    assert 0 < table.loc["finetune", "test acc (last)"] <= 1
+    recorded = with_store.manifest(tiny_ids["finetune"])["history"][-1]["test_acc"]
+    assert table.loc["finetune", "test acc (last)"] == pytest.approx(recorded)
     assert table.loc["finetune", "test acc over seeds"] == "—"     # the study's full-size runs are not here
     assert sorted(at.dataframe[1].value.index) == sorted(tiny_ids.values())
 
