@@ -48,3 +48,10 @@ def seed_values(store, study_name: str, label: str, key: str = "final_test_acc")
 
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values)
+
+
+def shipped_ids() -> list[str]:
+    """Every run the shipped store holds: the full studies' runs and the others listed."""
+    from fmnist_core.study import load_study
+    ids = {spec.run_id for name in FULL_STUDIES for _, _, spec in load_study(name).specs()}
+    return sorted(ids | set(OTHER_SHIPPED))

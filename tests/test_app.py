@@ -250,26 +250,31 @@ def test_compare_with_a_partial_study_and_a_study_running(with_store, tiny_ids):
     assert any(b.label == "Start the study" for b in at.button)
 
 
-@pytest.mark.parametrize("runs,limit_s", [(None, 2.0), (200, 3.0)])
-def test_compare_renders_fast_after_its_first_visit(tmp_path, monkeypatch, runs, limit_s):
-    import time
+@pytest.mark.parametrize("runs", [None, 200])
+def test_compare_reads_the_runs_once_and_lists_every_one(tmp_path, monkeypatch, runs):
+    """Later visits reuse the table read on the first one (the page's speed is measured, with its
+    result file, by benchmarks/compare_page.py)."""
     from benchmarks.compare_page import synthetic_store
+    from fmnist_core import compare
     from fmnist_core.runs import DEFAULT_DIR
-    root = DEFAULT_DIR
+    from shipped_expected import shipped_ids
+    root, ids = DEFAULT_DIR, shipped_ids()
     if runs:
         root = tmp_path / "many"
-        synthetic_store(root, runs)
+        ids = synthetic_store(root, runs)
+    calls = []
+    real = compare.runs_table
+    monkeypatch.setattr(compare, "runs_table", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setenv("FMNIST_CHECKPOINTS", str(root))
     at = run_page("pages/compare.py")
     assert not at.exception, at.exception
-    times = []
+    read = len(calls)
+    assert read == (1 if runs else read) and read <= 1      # the shipped store may be cached by an earlier test
     for _ in range(2):
         at.switch_page("pages/overview.py").run()
-        t0 = time.perf_counter()
         at.switch_page("pages/compare.py").run()
-        times.append(time.perf_counter() - t0)
-    assert not at.exception and len(at.dataframe[0].value) == (runs or len(at.dataframe[0].value))
-    assert min(times) < limit_s, times
+    assert not at.exception and len(calls) == read
+    assert sorted(at.dataframe[0].value["run"]) == sorted(ids)
     if runs:                                  # 5 seeds of each setting: one row per group, mean ± std
         at.toggle[0].set_value(True).run()
         table = at.dataframe[0].value
