@@ -301,3 +301,15 @@ def test_compare_shows_a_studys_gains_over_the_trial_each_changes(monkeypatch):
     assert set(by_trial) == {t for t in own.index if not pd.isna(own.loc[t, "gain"])} and len(by_trial) >= 10
     assert by_trial["scratch: all but the flip, 100 epochs"]["verdict"] == "beyond the noise (p < 0.05)"
     assert by_trial["scratch: all but the flip, 100 epochs"]["gain"] == pytest.approx(recipe["gain"])
+
+
+def test_compare_names_a_damaged_run_and_compares_the_others(trained_store, tiny_ids, tmp_path, monkeypatch):
+    import shutil
+    shutil.copytree(trained_store.root, tmp_path / "ck")
+    manifest = tmp_path / "ck" / tiny_ids["scratch"] / "manifest.json"
+    manifest.write_text(manifest.read_text()[:100])
+    monkeypatch.setenv("FMNIST_CHECKPOINTS", str(tmp_path / "ck"))
+    at = run_page("pages/compare.py")
+    assert not at.exception, at.exception
+    assert any(tiny_ids["scratch"] in w.value and "not valid JSON" in w.value for w in at.warning)
+    assert sorted(at.dataframe[0].value["run"]) == sorted(r for n, r in tiny_ids.items() if n != "scratch")
