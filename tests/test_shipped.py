@@ -8,7 +8,7 @@ from fmnist_core.evaluate import autoencoder_report, classifier_report
 from fmnist_core.presets import SCHEMES, reference_specs
 from fmnist_core.runs import DEFAULT_DIR
 
-from shipped_expected import FULL_STUDIES, OTHER_SHIPPED, REFERENCE_IDS, SEED0_HISTORY_ONLY, mean_std, seed_values, shipped_ids
+from shipped_expected import FULL_STUDIES, REFERENCE_IDS, SEED0_HISTORY_ONLY, mean_std, seed_values, shipped_ids
 
 SHIPPED = RunStore(DEFAULT_DIR)
 SPECS = reference_specs()
