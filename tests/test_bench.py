@@ -26,7 +26,7 @@ def test_the_benchmarks_figures_from_given_timings(monkeypatch):
     """Timings made up, figures worked out by hand: 3 training pieces of 1,000 images and evaluation
     pieces of 1,000, 1,000, 1,000, 600 and 600; the reference trains 1,000 and evaluates 2,000 images/s,
     ours 4,000 and 8,000, but our last training piece stalls (ten times slower)."""
-    from fmnist_core import bench
+    from benchmarks import harness as bench
 
     def timing(train_per_s, eval_per_s, stall=1.0):
         return {"train_s": [1000 / train_per_s, 1000 / train_per_s, stall * 1000 / train_per_s],
