@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 
+from .store import CheckpointError
 from .presets import PRESETS
 from .spec import RunSpec, SpecError, _build
 
@@ -61,7 +62,7 @@ def runs_of_preset(store, name: str) -> list[str]:
             continue
         try:
             m = store.manifest(rid)
-        except Exception:            # a damaged manifest is reported where the run is opened
+        except CheckpointError:      # a damaged manifest is reported where the run is opened
             continue
         if m is not None and preset_of(m["spec"]) == name:
             out.append(rid)
