@@ -13,7 +13,7 @@ REFERENCE_IDS = {
 
 # Studies shipped at full size, every trial at every seed complete.
 FULL_STUDIES = ["r2026-table1", "tutorial", "r2024", "readme", "r2025-table4", "r2025-table5", "r2025-table6",
-                "r2025-table8", "r2025-table9", "beyond-recipe", "train-size"]
+                "r2025-table8", "r2025-table9", "beyond-recipe", "train-size", "precision-bf16"]
 
 # Trials whose seed-0 run ships as its history only (weights left out to keep checkpoints/ small); every
 # other trial's seed 0 ships with its weights, and seeds 1 and 2 ship as history.
@@ -22,10 +22,13 @@ SEED0_HISTORY_ONLY = {
         "shift ±2 px", "horizontal flip", "label smoothing 0.1", "AdamW, weight decay 0.05",
         "cosine lr, 2 warm-up epochs")] + ["scratch: all together, 100 epochs", "finetune: all together"],
     "train-size": ["scratch, 59,000 training images"],
+    "precision-bf16": ["scratch, bf16"],
 }
 
 # Shipped runs that belong to no full-size study (ids), e.g. a preset's own run: add them here.
-OTHER_SHIPPED: list[str] = []
+OTHER_SHIPPED: list[str] = [
+    "sketch-robust-11e106f9c8", "sketch-robust-9a6176c320", "sketch-robust-b7cc33d52e",   # seeds 0-2 (0 with weights)
+]
 
 
 def seed_values(store, study_name: str, label: str, key: str = "final_test_acc") -> list[float]:

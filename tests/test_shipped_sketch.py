@@ -1,6 +1,6 @@
 """The shipped `sketch-robust` runs (trained on the GPU, docs/drawings.md): seed 0 with its weights
 reproduces its recorded test accuracy on this CPU and reaches the goal (>= 0.92); seeds 1-2 ship as
-history; the benchmark table the app reads names the shipped run. Skipped until the runs ship."""
+history; the benchmark table the app reads names the shipped run."""
 import pytest
 
 from fmnist_core import RunStore
@@ -14,8 +14,7 @@ SHIPPED = RunStore(DEFAULT_DIR)
 
 def _seed(seed: int):
     rid = SHIPPED.find(specs_for(DRAWING_PRESET, {"seed": seed})[-1])
-    if rid is None:
-        pytest.skip(f"{DRAWING_PRESET} seed {seed} is not shipped yet (the coordinator's GPU run)")
+    assert rid is not None, f"{DRAWING_PRESET} seed {seed} is not shipped"
     return rid, SHIPPED.verify(rid)
 
 
