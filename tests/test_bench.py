@@ -32,11 +32,11 @@ def test_the_benchmarks_figures_from_given_timings(monkeypatch):
         return {"train_s": [1000 / train_per_s, 1000 / train_per_s, stall * 1000 / train_per_s],
                 "eval_s": [n / eval_per_s for n in (1000, 1000, 1000, 600, 600)]}
 
-    monkeypatch.setattr(bench, "_reference_loaders", lambda *a: None)
+    monkeypatch.setattr(bench, "_reference_loaders", lambda *a, **k: None)
     monkeypatch.setattr(bench, "_torchvision_root", lambda source, tmp: tmp)
-    monkeypatch.setattr(bench, "_time_reference", lambda *a: timing(1000, 2000))
-    monkeypatch.setattr(bench, "_time_ours", lambda *a: timing(4000, 8000, stall=10))
-    monkeypatch.setattr(bench, "matmul_peak", lambda dev: {"mm_gflops": 500.0, "peak_gflops": 1000.0})
+    monkeypatch.setattr(bench, "_time_reference", lambda *a, **k: timing(1000, 2000))
+    monkeypatch.setattr(bench, "_time_ours", lambda *a, **k: timing(4000, 8000, stall=10))
+    monkeypatch.setattr(bench, "matmul_peak", lambda dev, **k: {"mm_gflops": 500.0, "peak_gflops": 1000.0})
     r = run_benchmark(device="cpu", batches=30, models=("finetune",), reference=True)
     e = r["models"]["finetune"]
     # An epoch: 50,000 trained and 70,000 evaluated images.
