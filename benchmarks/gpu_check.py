@@ -154,14 +154,16 @@ class Check:
         self.work = Path(args.work or tempfile.mkdtemp(prefix="fmnist-gpu-check-")).resolve()
         self.work.mkdir(parents=True, exist_ok=True)
         self.device = torch.device("cpu" if self.dry else "cuda")
-        self.workers = 1 if self.dry else args.workers
+        self.workers = 2 if self.dry else args.workers       # two threads on the CPU: the scheduling runs
         self.report: dict = {"parts": {}}
         self.t_start = time.monotonic()
         self.command = "benchmarks/gpu_check.sh " + " ".join(sys.argv[1:])
 
     def cap(self, part: str) -> float:
+        if self.dry:               # no time caps in the dry run: a test's outcome never hangs on the clock
+            return float("inf")
         left = self.args.budget - (time.monotonic() - self.t_start)
-        return max(5.0, min(CAPS[part] if not self.dry else 60, left))
+        return max(5.0, min(CAPS[part], left))
 
     def store(self, name: str) -> RunStore:
         return RunStore(self.work / name)
@@ -267,7 +269,8 @@ class Check:
         specs = list(reference_specs(DRY if self.dry else None).values())
         store = self.store("protocol")
         done, errors, wall = self.train(specs, store, cap, snapshots=True)
-        if errors and not any("TimeUp" in e for e in errors) and time.monotonic() - self.t_start < self.args.budget - 60:
+        if errors and not any("TimeUp" in e for e in errors) and \
+                (self.dry or time.monotonic() - self.t_start < self.args.budget - 60):
             log("  protocol: retrying the failed runs one at a time, eagerly")
             os.environ["FMNIST_CUDA_GRAPHS"] = "0"
             try:
@@ -403,7 +406,7 @@ class Check:
                 self.report["parts"][name] = {"status": "skipped", "why": "--skip"}
                 continue
             left = self.args.budget - (time.monotonic() - self.t_start)
-            if left < 10:
+            if left < 10 and not self.dry:
                 self.report["parts"][name] = {"status": "skipped", "why": f"time budget spent ({left:.0f} s left)"}
                 continue
             log(f"part {name} (cap {self.cap(name):.0f} s)")
