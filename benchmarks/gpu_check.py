@@ -162,8 +162,8 @@ class Check:
     def cap(self, part: str) -> float:
         if self.dry:               # no time caps in the dry run: a test's outcome never hangs on the clock
             return float("inf")
-        if self.args.cap is not None:                   # a part in a process of its own: the parent's cap
-            return self.args.cap
+        if self.args.part_cap is not None:              # a part in a process of its own: the parent's cap
+            return self.args.part_cap
         left = self.args.budget - (time.monotonic() - self.t_start)
         return max(5.0, min(CAPS[part], left))
 
@@ -418,7 +418,7 @@ class Check:
         result = self.work / f"part-{name}.json"
         result.unlink(missing_ok=True)
         argv = [sys.executable, "-u", str(Path(__file__).resolve()), "--part", name, "--out", str(self.out),
-                "--work", str(self.work), "--cap", str(cap), "--workers", str(self.args.workers),
+                "--work", str(self.work), "--part-cap", str(cap), "--workers", str(self.args.workers),
                 "--extra-presets", self.args.extra_presets, "--extra-seeds", self.args.extra_seeds]
         if self.args.data:
             argv += ["--data", self.args.data]
@@ -511,11 +511,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", default="", help="comma-separated parts to skip")
     ap.add_argument("--extra-presets", default="", help="NAME[,NAME]: presets to train too, packed")
     ap.add_argument("--extra-seeds", default="0", help="seeds of the extra presets (default 0)")
+    ap.add_argument("--cap", action="append", default=[], metavar="PART=SECONDS",
+                    help="another time cap for one part, e.g. --cap extras=150 (repeatable)")
     ap.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                     help="each part in a process of its own (default: yes on the GPU, no in the dry run)")
     ap.add_argument("--part", default=None, choices=Check.PARTS, help=argparse.SUPPRESS)
-    ap.add_argument("--cap", type=float, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--part-cap", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    for item in args.cap:
+        part, _, seconds = item.partition("=")
+        if part not in CAPS or not seconds.replace(".", "", 1).isdigit():
+            ap.error(f"--cap {item!r}: expected PART=SECONDS with PART one of {', '.join(CAPS)}")
+        CAPS[part] = float(seconds)
     if args.isolate is None:
         args.isolate = not args.dry_run
     if args.isolate and not args.work:                   # the parts' processes share one work folder

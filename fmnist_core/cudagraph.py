@@ -46,8 +46,8 @@ def why_not(model: torch.nn.Module, optimizer: torch.optim.Optimizer, recipe, de
         return "not on CUDA"
     if not enabled():
         return "switched off (FMNIST_CUDA_GRAPHS=0)"
-    if recipe is not None and (recipe.translate or recipe.hflip or recipe.schedule != "constant"):
-        return "the recipe augments or schedules the learning rate"
+    if recipe is not None and (recipe.translate or recipe.hflip or recipe.drawn or recipe.schedule != "constant"):
+        return "the recipe augments, draws or schedules the learning rate"
     if not isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
         return "only Adam and AdamW are captured"
     if not any(p.requires_grad for p in model.parameters()):

@@ -26,6 +26,7 @@ from filelock import Timeout
 
 from . import cudagraph
 from .data import FashionMNIST, Split, scale, split
+from .drawn import drawn_epoch
 from .models import Autoencoder, Classifier, make_model
 from .precision import autocast, check as check_precision
 from .progress import ProgressFile
@@ -196,9 +197,10 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x_
                     graphed: "cudagraph.GraphedSteps | None" = None) -> float:
     """One pass over the training tensors in a seeded random order; returns the mean training loss.
 
-    `recipe` (off by default): augmentation of each batch, label smoothing, and the learning rate
-    per step from `base_lr` by the schedule over `epochs` epochs (epoch counts from 1). `graphed`:
-    the run's CUDA-graphed steps (cudagraph.py), which then run the epoch's batches.
+    `recipe` (off by default): drawn-style images for a share of the epoch, augmentation of each
+    batch, label smoothing, and the learning rate per step from `base_lr` by the schedule over
+    `epochs` epochs (epoch counts from 1). `graphed`: the run's CUDA-graphed steps (cudagraph.py),
+    which then run the epoch's batches (only for recipes they can carry: cudagraph.why_not).
     """
     with SEED_LOCK:
         torch.manual_seed(_epoch_seed(seed, epoch))   # dropout masks: repeatable and resumable
@@ -207,6 +209,9 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x_
     if graphed is not None:
         return graphed.epoch(order, on_batch)
     aug_gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch) + 7_919) if augments(recipe) else None
+    if recipe is not None and recipe.drawn > 0:       # this epoch's share of drawings, drawn at once
+        x_u8 = drawn_epoch(x_u8, recipe.drawn, recipe.drawn_outline, recipe.drawn_rotate,
+                           torch.Generator().manual_seed(_epoch_seed(seed, epoch) + 15_485))
     smoothing = recipe.label_smoothing if recipe is not None else 0.0
     scheduled = recipe is not None and recipe.schedule != "constant" and base_lr is not None
     model.train()

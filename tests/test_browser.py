@@ -158,6 +158,39 @@ def test_a_sketch_drawn_on_the_canvas_is_classified_by_all_four(server, page):
     assert page.locator("[data-testid='stException']").count() == 0
 
 
+@pytest.fixture(scope="module")
+def sketch_server(sketch_store):
+    """A server over a store with a (tiny) `sketch-robust` run beside the reference five."""
+    with serve_app(sketch_store.root) as url:
+        yield url
+
+
+def _draw_trousers(page):
+    canvas = page.locator("[data-testid='stBidiComponentIsolated'] canvas").last
+    canvas.wait_for(timeout=60_000)
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 100, box["y"] + 40)
+    page.mouse.down()
+    for dx, dy in ((180, 40), (180, 250), (150, 250), (140, 90), (130, 250), (100, 250), (100, 40)):
+        page.mouse.move(box["x"] + dx, box["y"] + dy, steps=8)
+    page.mouse.up()
+
+
+def test_a_sketch_drawn_on_the_canvas_goes_to_sketch_robust_first(sketch_server, page):
+    page.goto(f"{sketch_server}/classify")
+    page.get_by_text("Draw something or upload").wait_for(timeout=90_000)
+    _draw_trousers(page)
+    page.get_by_text("One classifier", exact=True).wait_for(timeout=90_000)
+    page.locator("[data-testid='stMetric']", has_text="sketch-robust").first.wait_for(timeout=60_000)
+    assert page.locator("[data-testid='stMetric']").count() == 1
+    assert page.get_by_text("Drawings are read by").count() == 1
+    # The reference classifiers one click away, sketch-robust still first.
+    page.get_by_text("compare with the classifiers chosen in the sidebar").click()
+    page.get_by_text("5 classifiers", exact=True).wait_for(timeout=90_000)
+    assert page.locator("[data-testid='stMetric']").first.inner_text().startswith("sketch-robust")
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
 # ---- Compare: table selection, brushing, links (12 generated runs: manifests only) ------------------
 VALIDATION_CURVES = """() => new Set(Array.from(document.querySelectorAll(
     ".vega-embed svg path[aria-label*='split: validation']"))
