@@ -129,11 +129,12 @@ class GraphedSteps:
         for b in range(n_batches):
             idx = order[b * bs:(b + 1) * bs]
             full = len(idx) == bs
-            if self.graph is not None and full:
-                self.idx.copy_(idx)
-                self.graph.replay()
-            elif self.failed is None and full and self.steps_done >= WARMUP_STEPS:
-                with CAPTURE_LOCK:
+            # Every step holds the lock: a replay takes the CUDA generator's next offset and an eager
+            # step draws dropout from it, and either, while another thread captures, fails with
+            # "Offset increment outside graph capture" (seen on an H200 with 15 runs at once). A
+            # replay is one launch, so holding the lock costs the other threads next to nothing.
+            with CAPTURE_LOCK:
+                if self.graph is None and self.failed is None and full and self.steps_done >= WARMUP_STEPS:
                     try:
                         self._capture()
                     except Exception as e:          # any failure: this run goes on eagerly
@@ -142,15 +143,9 @@ class GraphedSteps:
                         self.graph = None
                         if torch.cuda.is_available():
                             torch.cuda.synchronize()
-                if self.graph is not None:
+                if self.graph is not None and full:
                     self.idx.copy_(idx)
                     self.graph.replay()
-                else:
-                    self._eager(idx)
-            else:
-                if self.graph is None and self.steps_done < WARMUP_STEPS:
-                    with CAPTURE_LOCK:             # no eager dropout while another thread captures
-                        self._eager(idx)
                 else:
                     self._eager(idx)
             self.steps_done += 1
