@@ -154,14 +154,18 @@ class Check:
         self.work = Path(args.work or tempfile.mkdtemp(prefix="fmnist-gpu-check-")).resolve()
         self.work.mkdir(parents=True, exist_ok=True)
         self.device = torch.device("cpu" if self.dry else "cuda")
-        self.workers = 1 if self.dry else args.workers
+        self.workers = 2 if self.dry else args.workers       # two threads on the CPU: the scheduling runs
         self.report: dict = {"parts": {}}
         self.t_start = time.monotonic()
         self.command = "benchmarks/gpu_check.sh " + " ".join(sys.argv[1:])
 
     def cap(self, part: str) -> float:
+        if self.dry:               # no time caps in the dry run: a test's outcome never hangs on the clock
+            return float("inf")
+        if self.args.part_cap is not None:              # a part in a process of its own: the parent's cap
+            return self.args.part_cap
         left = self.args.budget - (time.monotonic() - self.t_start)
-        return max(5.0, min(CAPS[part] if not self.dry else 60, left))
+        return max(5.0, min(CAPS[part], left))
 
     def store(self, name: str) -> RunStore:
         return RunStore(self.work / name)
@@ -267,7 +271,8 @@ class Check:
         specs = list(reference_specs(DRY if self.dry else None).values())
         store = self.store("protocol")
         done, errors, wall = self.train(specs, store, cap, snapshots=True)
-        if errors and not any("TimeUp" in e for e in errors) and time.monotonic() - self.t_start < self.args.budget - 60:
+        if errors and not any("TimeUp" in e for e in errors) and \
+                (self.dry or time.monotonic() - self.t_start < self.args.budget - 60):
             log("  protocol: retrying the failed runs one at a time, eagerly")
             os.environ["FMNIST_CUDA_GRAPHS"] = "0"
             try:
@@ -287,7 +292,6 @@ class Check:
         result["all_within_0.7_pts"] = all(r.get("within_0.7_pts", False) for r in rows if "test_acc" in r)
         result["note"] = result_note
         (self.out / "gpu-protocol.json").write_text(json.dumps(result, indent=1) + "\n")
-        self.manifests += [(store.root, [s.run_id for s in specs])]
         log(f"  protocol: wall {wall:.1f} s; " + "; ".join(
             f"{r['label']} {r.get('test_acc', r.get('test_mse'))} (cpu {r.get('shipped_cpu')})" for r in rows))
         return result
@@ -314,7 +318,6 @@ class Check:
                                        if all("shipped_cpu" in x for x in v) else None}
                                    for k, v in by_trial.items()}
         (self.out / "gpu-study.json").write_text(json.dumps(result, indent=1) + "\n")
-        self.manifests += [(store.root, [s.run_id for _, _, s in items])]
         log(f"  study: {len(items)} runs, wall {wall:.1f} s, {sum(r['complete'] for r in rows)} complete")
         return result
 
@@ -386,51 +389,84 @@ class Check:
                 "cudagraph_fallbacks": list(cudagraph.fallbacks), "errors": errors, "runs": rows}
 
     # ------------------------------------------------------------------------- driver
-    def run(self) -> int:
-        self.manifests: list = []
-        self.report["environment"] = env = self.environment()
-        log(f"environment: {json.dumps(env)}")
+    PARTS = ("correctness", "protocol", "study", "bf16", "extras")
+
+    def _load_data(self) -> None:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         t0 = time.perf_counter()
         self.data = load_fashion_mnist(self.args.data).to(self.device)
         log(f"data from {self.data.source} on {self.device} in {time.perf_counter() - t0:.1f} s")
-        parts = [("correctness", self.part_correctness), ("protocol", self.part_protocol),
-                 ("study", self.part_study), ("bf16", self.part_bf16), ("extras", self.part_extras)]
+
+    def run_part(self, name: str) -> dict:
+        """One part, its failure caught and reported; the data loaded first where not yet."""
+        t0 = time.perf_counter()
+        try:
+            if not hasattr(self, "data"):
+                self._load_data()
+            res = getattr(self, f"part_{name}")()
+            res.setdefault("status", "ok" if not res.get("errors") else "errors")
+        except Exception as e:
+            res = {"status": "failed", "error": f"{type(e).__name__}: {e}",
+                   "traceback": traceback.format_exc()[-3000:]}
+            log(f"  {name} FAILED: {res['error']}\n{res['traceback']}")
+        res["part_s"] = round(time.perf_counter() - t0, 1)
+        return res
+
+    def isolated(self, name: str, cap: float) -> dict:
+        """A part in a process of its own (a sticky CUDA error or a hang costs that part only)."""
+        result = self.work / f"part-{name}.json"
+        result.unlink(missing_ok=True)
+        argv = [sys.executable, "-u", str(Path(__file__).resolve()), "--part", name, "--out", str(self.out),
+                "--work", str(self.work), "--part-cap", str(cap), "--workers", str(self.args.workers),
+                "--extra-presets", self.args.extra_presets, "--extra-seeds", self.args.extra_seeds]
+        if self.args.data:
+            argv += ["--data", self.args.data]
+        if self.dry:
+            argv.append("--dry-run")
+        t0 = time.perf_counter()
+        limit = None if self.dry else cap + 60          # the part stops itself at its cap; then a kill
+        try:
+            rc = subprocess.run(argv, timeout=limit).returncode
+        except subprocess.TimeoutExpired:
+            rc = "killed after its time limit"
+        if result.is_file():
+            return json.loads(result.read_text())
+        return {"status": "failed", "error": f"the part's process ended ({rc}) without a result; see the log above",
+                "part_s": round(time.perf_counter() - t0, 1)}
+
+    def run(self) -> int:
+        self.report["environment"] = env = self.environment()
+        log(f"environment: {json.dumps(env)}")
+        if self.args.part:                               # a child of an isolated run: one part, its result
+            res = self.run_part(self.args.part)
+            (self.work / f"part-{self.args.part}.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+            return 0
         skip = set((self.args.skip or "").split(","))
-        for name, fn in parts:
+        for name in self.PARTS:
             if name in skip:
                 self.report["parts"][name] = {"status": "skipped", "why": "--skip"}
                 continue
             left = self.args.budget - (time.monotonic() - self.t_start)
-            if left < 10:
+            if left < 10 and not self.dry:
                 self.report["parts"][name] = {"status": "skipped", "why": f"time budget spent ({left:.0f} s left)"}
                 continue
-            log(f"part {name} (cap {self.cap(name):.0f} s)")
-            t0 = time.perf_counter()
-            try:
-                res = fn()
-                res.setdefault("status", "ok" if not res.get("errors") else "errors")
-            except Exception as e:
-                res = {"status": "failed", "error": f"{type(e).__name__}: {e}",
-                       "traceback": traceback.format_exc()[-3000:]}
-                log(f"  {name} FAILED: {res['error']}\n{res['traceback']}")
-            res["part_s"] = round(time.perf_counter() - t0, 1)
-            self.report["parts"][name] = res
+            cap = self.cap(name)
+            log(f"part {name} (cap {cap:.0f} s{', own process' if self.args.isolate else ''})")
+            self.report["parts"][name] = self.isolated(name, cap) if self.args.isolate else self.run_part(name)
             self._write()
         try:
-            runs = [(root, rid) for root, ids in self.manifests for rid in ids]
-            if runs:
+            found = sorted(p for part in ("protocol", "study") for p in (self.work / part).glob("*/manifest.json"))
+            if found:
                 with tarfile.open(self.out / "gpu-manifests.tar.gz", "w:gz") as tar:
-                    for root, rid in runs:
-                        if (root / rid / "manifest.json").is_file():
-                            tar.add(root / rid / "manifest.json", arcname=f"{root.name}/{rid}/manifest.json")
+                    for path in found:
+                        tar.add(path, arcname=str(path.relative_to(self.work)))
         except Exception as e:
             self.report["manifests_error"] = str(e)
         self.report["total_s"] = round(time.monotonic() - self.t_start, 1)
         self._write()
         self._summary()
-        if not self.args.work and not self.args.keep:
+        if getattr(self.args, "remove_work", False) or (not self.args.work and not self.args.keep):
             shutil.rmtree(self.work, ignore_errors=True)
         return 0 if all(p.get("status") in ("ok", "skipped") for p in self.report["parts"].values()) else 1
 
@@ -477,12 +513,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra-seeds", default="0", help="seeds of the extra presets (default 0)")
     ap.add_argument("--cap", action="append", default=[], metavar="PART=SECONDS",
                     help="another time cap for one part, e.g. --cap extras=150 (repeatable)")
+    ap.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                    help="each part in a process of its own (default: yes on the GPU, no in the dry run)")
+    ap.add_argument("--part", default=None, choices=Check.PARTS, help=argparse.SUPPRESS)
+    ap.add_argument("--part-cap", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     for item in args.cap:
         part, _, seconds = item.partition("=")
         if part not in CAPS or not seconds.replace(".", "", 1).isdigit():
             ap.error(f"--cap {item!r}: expected PART=SECONDS with PART one of {', '.join(CAPS)}")
         CAPS[part] = float(seconds)
+    if args.isolate is None:
+        args.isolate = not args.dry_run
+    if args.isolate and not args.work:                   # the parts' processes share one work folder
+        args.work = tempfile.mkdtemp(prefix="fmnist-gpu-check-")
+        args.remove_work = not args.keep
     if not args.dry_run and not torch.cuda.is_available():
         print("error: no CUDA GPU is visible; use --dry-run to run the check on the CPU", file=sys.stderr)
         return 2

@@ -8,8 +8,9 @@ manifest, history and files, resumable as any other. A classifier that starts fr
 of the same batch waits until that autoencoder is complete.
 
 Not repeatable bit for bit: runs trained at once share the CUDA generator, so a run's dropout
-draws depend on when its steps ran relative to the others' (the same distribution). On the CPU,
-or with `workers=1`, runs are trained one after another, as `train.train_runs` does.
+draws depend on when its steps ran relative to the others' (the same distribution).
+With `workers=1`, runs are trained one after another, as `train.train_runs` does (on the CPU,
+threads only share its cores: the dry run of the GPU check uses two to exercise the scheduling).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def train_concurrently(specs: list[RunSpec], data, store: RunStore, device: torc
     """
     device = torch.device(device)
     splits: dict = {}
-    if device.type != "cuda" or workers <= 1:
+    if workers <= 1:
         out = {}
         for spec in specs:
             try:
@@ -61,7 +62,8 @@ def train_concurrently(specs: list[RunSpec], data, store: RunStore, device: torc
         key = (spec.val_size, spec.subset, spec.split_seed)
         if key not in splits:
             splits[key] = split_for(spec, data, device)
-    torch.cuda.synchronize(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
     ids = {s.run_id for s in specs}
     pending = list(specs)
@@ -70,6 +72,8 @@ def train_concurrently(specs: list[RunSpec], data, store: RunStore, device: torc
     lock = threading.Lock()
 
     def work(spec: RunSpec) -> dict:
+        if device.type != "cuda":                # threads on the CPU: the scheduling, for tests
+            return train_run(spec, data, store, device, callback, command, splits, snapshots=snapshots)
         stream = torch.cuda.Stream(device)
         with torch.cuda.device(device), torch.cuda.stream(stream):
             m = train_run(spec, data, store, device, callback, command, splits, snapshots=snapshots)
@@ -118,7 +122,7 @@ class Deadline:
     class TimeUp(Exception):
         pass
 
-    def __init__(self, seconds: float, then: Callback | None = None):
+    def __init__(self, seconds: float, then: Callback | None = None):    # float("inf"): never
         self.end = time.monotonic() + seconds
         self.then = then
 

@@ -205,11 +205,13 @@ def reference_runs(store) -> dict[str, str]:
     that a store of one's own quick runs shows them by default too. Names with no run at all map to
     the reference spec's id.
     """
+    from .store import CheckpointError
     by_name: dict[str, list[tuple[bool, bool, str, str]]] = {}
     for rid in store.run_ids():
         try:
             m = store.manifest(rid)
-        except Exception:            # a damaged manifest is reported where the run is opened
+        except CheckpointError:      # damaged: the default only where its name has no other run, so
+            by_name.setdefault(rid.rsplit("-", 1)[0], []).append((False, False, "", rid))  # the page names it
             continue
         if m is not None:
             by_name.setdefault(m["name"], []).append((bool(m["roles"]), bool(m["complete"]),

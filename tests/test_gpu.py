@@ -121,3 +121,14 @@ def test_the_gpu_check_runs_on_the_cpu_with_dry_run(tmp_path, capsys):
     with tarfile.open(out / "gpu-correctness-run.tar.gz") as tar:
         tar.extractall(tmp_path / "unpacked", filter="data")
     assert all(r["agree"] for r in check(str(tmp_path / "unpacked")).values())
+
+
+def test_the_gpu_check_can_run_each_part_in_a_process_of_its_own(tmp_path):
+    """What the GPU run does by default: a part's process that dies costs that part only."""
+    from benchmarks import gpu_check
+    out = tmp_path / "out"
+    rc = gpu_check.main(["--dry-run", "--isolate", "--out", str(out), "--skip", "correctness,protocol,study,bf16",
+                         "--extra-presets", "no-such-preset"])
+    report = json.loads((out / "gpu-check.json").read_text())
+    assert rc == 0 and report["parts"]["extras"]["status"] == "ok"
+    assert "no preset 'no-such-preset'" in report["parts"]["extras"]["presets"]["no-such-preset"]

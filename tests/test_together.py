@@ -36,12 +36,14 @@ def test_three_runs_together_equal_the_three_alone(tmp_path, fmnist, name):
                 assert b[key] == pytest.approx(a[key], abs=0.03), (spec.run_id, a["epoch"], key)
         assert mine["history"][0]["train_loss_running"] == pytest.approx(alone["history"][0]["train_loss_running"],
                                                                           rel=1e-4)
-        # the weights too: the stacked network's slice of each run is its alone network
+        # the weights too: each run's slice of the stacked network is its alone network, to rounding
+        # (measured: at most 1.3% of a tensor's norm after 2 epochs, most below 0.1%; another run's
+        # dropout stream gives 40%)
         wa = alone_store.read_file(spec.run_id, "last")
         wb = RunStore(tmp_path / "together").read_file(spec.run_id, "last")
         assert wa.keys() == wb.keys()
         for k in wa:
-            assert (wb[k] - wa[k]).abs().max() <= 0.02 * wa[k].abs().max() + 1e-4, k
+            assert float((wb[k] - wa[k]).norm()) <= 0.05 * float(wa[k].norm()), k
 
 
 def test_a_run_stopped_together_resumes_alone(tmp_path, fmnist):
