@@ -11,8 +11,7 @@ the value × 100). The file must record where and when it was measured: `cpu_mod
 `date` (benchmarks/machine.py's `stamp()`, which the benchmark scripts write).
 
 On the pages in TIMED_PAGES every timing or speed figure (s, ms, ×, GFLOP/s, images/s, %) must carry
-a marker, except those listed in UNSOURCED: figures measured before result files recorded the
-machine. Each of those is to be measured again (and marked) or removed; the list only shrinks.
+a marker; figures whose result file does not record the machine are measured again or removed.
 """
 from __future__ import annotations
 
@@ -31,24 +30,6 @@ STAMP = ("cpu_model", "commit", "date")
 MARKER = re.compile(r"(?P<figure>-?\d[\d,]*(?:\.\d+)?)(?P<unit>[^\d<]{0,12}?)<!-- from (?P<file>\S+) (?P<key>\S+) -->")
 FIGURE = re.compile(r"(?<![\w.\-/])(?P<figure>\d[\d,]*(?:\.\d+)?)(?P<unit>×(?!\d)| ?ms\b| ?s/epoch| ?s\b|%| GFLOP/s| images/s)"
                     r"(?!<!-- from)")
-
-# page -> figures quoted without a result file that records the machine (see the module doc).
-UNSOURCED: dict[str, list[str]] = {
-    "docs/performance.md": [
-        # What Ray costs (ray-overhead.json: date only)
-        "90.5 s", "62.1 s", "1.46×", "67.3 s", "58.7 s", "20 s", "4 s", "30 s", "1%",
-        # Where trials go (ray-placement-*.json: date only)
-        "2.70 s", "4.98 s", "1.08×", "1.27×", "2.42 s", "3.81 s",
-        # Where the time goes (profile-finetune-cpu-kernels.txt: no machine record)
-        "114 ms", "31 GFLOP/s", "6 ms", "42 ms", "4 ms", "3 ms", "2,958 images/s", "1.24×", "1.20×", "6%",
-        # App (app-latency*.json: no machine record)
-        "35 ms", "2.5 s", "0.9 s", "6.3 s", "26 ms", "1.6 s", "6 s", "21.7 s",
-        # Compare page (compare-page*.json: CPU count and date, no CPU model or commit)
-        "5.1 s", "5.4 s", "1.81 s", "1.76 s", "2.22 s", "4.4 s", "4.1 s", "3.45 s", "2.53 s", "5.07 s", "3.09 s",
-        "1.0 s", "2.0 s", "0.15 s", "6.2 s", "11.2 s",
-    ],
-}
-
 
 def _value(data, key: str):
     for part in key.split("."):
@@ -85,9 +66,8 @@ def marked_problems(page: Path) -> list[str]:
 
 
 def unmarked(page: Path) -> list[str]:
-    """Timing and speed figures of a TIMED_PAGES page with no marker, outside code and UNSOURCED."""
+    """Timing and speed figures of a TIMED_PAGES page with no marker, outside code."""
     rel = str(page.relative_to(ROOT))
-    allowed = UNSOURCED.get(rel, [])
     out, fenced = [], False
     for line in page.read_text().splitlines():
         if line.startswith("```"):
@@ -96,9 +76,7 @@ def unmarked(page: Path) -> list[str]:
             continue
         line = re.sub(r"`[^`]*`", "", line)
         for m in FIGURE.finditer(line):
-            fig = m["figure"] + m["unit"]
-            if fig not in allowed:
-                out.append(f"{rel}: {fig} has no <!-- from FILE KEY --> marker")
+            out.append(f"{rel}: {m['figure'] + m['unit']} has no <!-- from FILE KEY --> marker")
     return out
 
 

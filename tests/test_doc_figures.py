@@ -20,7 +20,6 @@ def _doc_figures(tmp_path, page_text: str, results: dict[str, dict]):
     page = tmp_path / "docs" / "performance.md"
     page.write_text(page_text)
     module.ROOT, module.RESULTS, module.PAGES = tmp_path, tmp_path / "benchmarks" / "results", [page]
-    module.UNSOURCED = {}
     return module
 
 
