@@ -7,8 +7,10 @@ A figure is sourced by a marker right after it naming its result file and the JS
     ours takes 17.2 s<!-- from bench-cpu.json models.finetune.ours.epoch_s --> an epoch
 
 The check reads the key and compares it at the figure's printed precision (a figure followed by % is
-the value × 100). The file must record where and when it was measured: `cpu_model`, `commit` and
-`date` (benchmarks/machine.py's `stamp()`, which the benchmark scripts write).
+the value × 100). The file must record where and when it was measured: the machine, `commit` and
+`date` (benchmarks/machine.py's `stamp()`, which the benchmark scripts write), at its top level or under
+`environment`. The machine is `cpu_model`, or for a GPU result the GPU's name (`device_name`, or
+`device` when it names the GPU rather than just `cpu`/`cuda`).
 
 On the pages in TIMED_PAGES every timing or speed figure (s, ms, ×, GFLOP/s, images/s, %) must carry
 a marker; figures whose result file does not record the machine are measured again or removed.
@@ -24,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-TIMED_PAGES = ["docs/performance.md"]
-STAMP = ("cpu_model", "commit", "date")
+TIMED_PAGES = ["docs/performance.md", "docs/performance-gpu.md"]
+BARE_DEVICES = {"cpu", "cuda", "mps", "xpu"}
 
 MARKER = re.compile(r"(?P<figure>-?\d[\d,]*(?:\.\d+)?)(?P<unit>[^\d<]{0,12}?)<!-- from (?P<file>\S+) (?P<key>\S+) -->")
 FIGURE = re.compile(r"(?<![\w.\-/])(?P<figure>\d[\d,]*(?:\.\d+)?)(?P<unit>×(?!\d)| ?ms\b| ?s/epoch| ?s\b|%| GFLOP/s| images/s)"
@@ -35,6 +37,21 @@ def _value(data, key: str):
     for part in key.split("."):
         data = data[int(part)] if isinstance(data, list) else data[part]
     return data
+
+
+def _missing_stamp(data) -> list[str]:
+    """What of machine, commit and date the result `data` does not record."""
+    if not isinstance(data, dict):
+        return ["machine", "commit", "date"]
+    env = data.get("environment") if isinstance(data.get("environment"), dict) else {}
+
+    def get(key):
+        return data.get(key) or env.get(key)
+
+    device = str(get("device") or "")
+    gpu_named = device and device.lower() not in BARE_DEVICES and not device.lower().startswith("cpu")
+    machine = get("cpu_model") or get("device_name") or gpu_named
+    return [k for k, ok in (("cpu_model", machine), ("commit", get("commit")), ("date", get("date"))) if not ok]
 
 
 def marked_problems(page: Path) -> list[str]:
@@ -48,7 +65,7 @@ def marked_problems(page: Path) -> list[str]:
         except (OSError, ValueError) as e:
             out.append(f"{where}: cannot read benchmarks/results/{m['file']} ({e})")
             continue
-        missing = [k for k in STAMP if not data.get(k)]
+        missing = _missing_stamp(data)
         if missing:
             out.append(f"{where}: {m['file']} does not record {', '.join(missing)}")
         try:

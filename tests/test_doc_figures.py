@@ -20,6 +20,7 @@ def _doc_figures(tmp_path, page_text: str, results: dict[str, dict]):
     page = tmp_path / "docs" / "performance.md"
     page.write_text(page_text)
     module.ROOT, module.RESULTS, module.PAGES = tmp_path, tmp_path / "benchmarks" / "results", [page]
+    module.TIMED_PAGES = ["docs/performance.md"]
     return module
 
 
@@ -50,3 +51,15 @@ def test_a_source_must_record_the_machine_commit_and_date(tmp_path):
 def test_a_timing_without_a_marker_is_found(tmp_path):
     text = "An epoch takes 19.4 s (`--epochs 2` in code is fine); a 28×28 image is no figure.\n"
     assert _doc_figures(tmp_path, text, {}).problems() == ["docs/performance.md: 19.4 s has no <!-- from FILE KEY --> marker"]
+
+
+def test_a_gpu_result_may_name_its_gpu_as_the_machine(tmp_path):
+    text = "an epoch takes 0.35 s<!-- from gpu.json median_epoch_s -->\n"
+    stamped = {"commit": "0123abc", "date": "2026-12-04T18:39:03+00:00", "median_epoch_s": 0.354}
+    assert _doc_figures(tmp_path / "a", text, {"gpu.json": {**stamped, "device": "NVIDIA H200"}}).problems() == []
+    nested = {"environment": {**stamped, "device": "cuda", "device_name": "NVIDIA H200"}, "median_epoch_s": 0.354}
+    assert _doc_figures(tmp_path / "b", text, {"gpu.json": nested}).problems() == []
+    # a bare device type names no machine
+    for device in ("cpu", "cuda", "cpu (2 logical cores, 2 torch threads)"):
+        (found,) = _doc_figures(tmp_path / device[:4], text, {"gpu.json": {**stamped, "device": device}}).problems()
+        assert "does not record cpu_model" in found
