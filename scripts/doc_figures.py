@@ -13,7 +13,9 @@ the value × 100). The file must record where and when it was measured: the mach
 `device` when it names the GPU rather than just `cpu`/`cuda`).
 
 On the pages in TIMED_PAGES every timing or speed figure (s, ms, ×, GFLOP/s, images/s, %) must carry
-a marker; figures whose result file does not record the machine are measured again or removed.
+a marker (outside code and the tables scripts/doc_tables.py generates, which its --check keeps
+equal to the manifests); figures whose result file does not record the machine are measured again or
+removed.
 """
 from __future__ import annotations
 
@@ -26,8 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-TIMED_PAGES = ["docs/performance.md", "docs/performance-gpu.md"]
+TIMED_PAGES = ["README.md", "docs/cli.md", "docs/deploy.md", "docs/design.md", "docs/performance.md",
+               "docs/performance-gpu.md"]
 BARE_DEVICES = {"cpu", "cuda", "mps", "xpu"}
+# tables written by scripts/doc_tables.py from the manifests, which its own --check keeps current
+GENERATED_START = re.compile(r"<!-- (study table [\w-]+|results over seeds) -->")
 
 MARKER = re.compile(r"(?P<figure>-?\d[\d,]*(?:\.\d+)?)(?P<unit>[^\d<]{0,12}?)<!-- from (?P<file>\S+) (?P<key>\S+) -->")
 FIGURE = re.compile(r"(?<![\w.\-/])(?P<figure>\d[\d,]*(?:\.\d+)?)(?P<unit>×(?!\d)| ?ms\b| ?s/epoch| ?s\b|%| GFLOP/s| images/s)"
@@ -85,11 +90,15 @@ def marked_problems(page: Path) -> list[str]:
 def unmarked(page: Path) -> list[str]:
     """Timing and speed figures of a TIMED_PAGES page with no marker, outside code."""
     rel = str(page.relative_to(ROOT))
-    out, fenced = [], False
+    out, fenced, generated = [], False, False
     for line in page.read_text().splitlines():
         if line.startswith("```"):
             fenced = not fenced
-        if fenced:
+        if GENERATED_START.match(line):
+            generated = True
+        elif line.startswith("<!-- end of table -->"):
+            generated = False
+        if fenced or generated:
             continue
         line = re.sub(r"`[^`]*`", "", line)
         for m in FIGURE.finditer(line):

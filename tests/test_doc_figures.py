@@ -63,3 +63,10 @@ def test_a_gpu_result_may_name_its_gpu_as_the_machine(tmp_path):
     for device in ("cpu", "cuda", "cpu (2 logical cores, 2 torch threads)"):
         (found,) = _doc_figures(tmp_path / device[:4], text, {"gpu.json": {**stamped, "device": device}}).problems()
         assert "does not record cpu_model" in found
+
+
+def test_tables_written_by_doc_tables_are_left_to_its_own_check(tmp_path):
+    table = "<!-- study table r2026-table1 -->\n| run | wall |\n|---|---|\n| a | 177 s |\n<!-- end of table -->\n"
+    assert _doc_figures(tmp_path / "a", table, {}).problems() == []
+    (found,) = _doc_figures(tmp_path / "b", table + "the study took 177 s\n", {}).problems()
+    assert "177 s has no" in found
