@@ -12,10 +12,11 @@ the value × 100). The file must record where and when it was measured: the mach
 `environment`. The machine is `cpu_model`, or for a GPU result the GPU's name (`device_name`, or
 `device` when it names the GPU rather than just `cpu`/`cuda`).
 
-On the pages in TIMED_PAGES every timing or speed figure (s, ms, ×, GFLOP/s, images/s, %) must carry
+On every page (the README and docs/*.md) every timing or speed figure (s, ms, ×, GFLOP/s, images/s, %) must carry
 a marker (outside code and the tables scripts/doc_tables.py generates, which its --check keeps
 equal to the manifests); figures whose result file does not record the machine are measured again or
-removed.
+removed. A figure with such a unit that is no measurement of ours (a setting, a scale factor, a figure
+quoted from another document) says so with `<!-- not a timing -->` right after it.
 """
 from __future__ import annotations
 
@@ -28,15 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-TIMED_PAGES = ["README.md", "docs/cli.md", "docs/deploy.md", "docs/design.md", "docs/performance.md",
-               "docs/performance-gpu.md"]
 BARE_DEVICES = {"cpu", "cuda", "mps", "xpu"}
 # tables written by scripts/doc_tables.py from the manifests, which its own --check keeps current
 GENERATED_START = re.compile(r"<!-- (study table [\w-]+|results over seeds) -->")
 
 MARKER = re.compile(r"(?P<figure>-?\d[\d,]*(?:\.\d+)?)(?P<unit>[^\d<]{0,12}?)<!-- from (?P<file>\S+) (?P<key>\S+) -->")
 FIGURE = re.compile(r"(?<![\w.\-/])(?P<figure>\d[\d,]*(?:\.\d+)?)(?P<unit>×(?!\d)| ?ms\b| ?s/epoch| ?s\b|%| GFLOP/s| images/s)"
-                    r"(?!<!-- from)")
+                    r"(?!<!-- (?:from|not a timing))")
 
 def _value(data, key: str):
     for part in key.split("."):
@@ -88,7 +87,7 @@ def marked_problems(page: Path) -> list[str]:
 
 
 def unmarked(page: Path) -> list[str]:
-    """Timing and speed figures of a TIMED_PAGES page with no marker, outside code."""
+    """Timing and speed figures of a page with no marker, outside code."""
     rel = str(page.relative_to(ROOT))
     out, fenced, generated = [], False, False
     for line in page.read_text().splitlines():
@@ -108,8 +107,8 @@ def unmarked(page: Path) -> list[str]:
 
 def problems() -> list[str]:
     out = [p for page in PAGES for p in marked_problems(page)]
-    for rel in TIMED_PAGES:
-        out += unmarked(ROOT / rel)
+    for page in PAGES:
+        out += unmarked(page)
     return out
 
 

@@ -20,7 +20,6 @@ def _doc_figures(tmp_path, page_text: str, results: dict[str, dict]):
     page = tmp_path / "docs" / "performance.md"
     page.write_text(page_text)
     module.ROOT, module.RESULTS, module.PAGES = tmp_path, tmp_path / "benchmarks" / "results", [page]
-    module.TIMED_PAGES = ["docs/performance.md"]
     return module
 
 
@@ -70,3 +69,8 @@ def test_tables_written_by_doc_tables_are_left_to_its_own_check(tmp_path):
     assert _doc_figures(tmp_path / "a", table, {}).problems() == []
     (found,) = _doc_figures(tmp_path / "b", table + "the study took 177 s\n", {}).problems()
     assert "177 s has no" in found
+
+
+def test_a_figure_that_is_no_timing_says_so(tmp_path):
+    text = "the page polls every 2 s<!-- not a timing -->; the first visit took 4 s\n"
+    assert _doc_figures(tmp_path, text, {}).problems() == ["docs/performance.md: 4 s has no <!-- from FILE KEY --> marker"]
