@@ -1,8 +1,9 @@
-"""Entry point: `streamlit run streamlit_app.py`. Only the router; each page lives in pages/."""
+"""Entry point: `streamlit run streamlit_app.py`. Only the router; each page lives in pages/, the app's
+side of the library in fmnist_app/."""
 import streamlit as st
 
-st.session_state["_via_router"] = True     # app_state.ROUTER_FLAG: this session runs through the router
-import app_state as app  # noqa: E402
+st.session_state["_via_router"] = True     # fmnist_app.routing.ROUTER_FLAG: this session runs through the router
+from fmnist_app import public, routing  # noqa: E402
 
 st.set_page_config(page_title="Fashion-MNIST representation explorer", page_icon="👕", layout="wide")
 page = st.navigation([
@@ -14,5 +15,6 @@ page = st.navigation([
     st.Page("pages/classify.py", title="Classify", icon=":material/draw:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/stacked_line_chart:"),
 ])
-app.follow_deep_link()         # a deep link opened first on a fresh server: on to the page it named
+routing.follow_deep_link()     # a deep link opened first on a fresh server: on to the page it named
+public.notice()                # public mode: one line above every page
 page.run()

@@ -37,7 +37,7 @@ def sketch() -> np.ndarray:
 
 def sketch_latency(store: RunStore, runs: int = 30) -> dict:
     import torch
-    torch.set_num_threads(1)          # as app_state does for the app's process
+    torch.set_num_threads(1)          # as fmnist_app.cache does for the app's process
     predictor = Predictor.from_store(store)
     img = sketch()
     times = []

@@ -1,8 +1,9 @@
 """The real app in a headless browser, for the browser tests and the latency benchmark.
 
 `serve_app` runs `streamlit run streamlit_app.py` on a free local port over a run store folder (None:
-the default store, the shipped checkpoints/ and the user folder) and yields its URL; `chromium_page` opens Debian's chromium on it (Playwright's own browser download
-cannot work offline); `wait_until_rendered` waits for a page's title and the end of its run.
+the default store, the shipped checkpoints/ and the user folder) and yields its URL; `chromium_page`
+opens Debian's chromium on it (Playwright's own browser download cannot work offline);
+`wait_until_rendered` waits for a page's title and the end of its run.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fmnist_core.bench import run_benchmark  # noqa: E402
+from benchmarks.harness import run_benchmark  # noqa: E402
 from fmnist_core.presets import SCHEMES as CLASSIFIERS  # noqa: E402
 
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fmnist_core import RunSpec, kernels, load_fashion_mnist, split  # noqa: E402
-from fmnist_core.bench import _bench_model, layer_macs, matmul_peak  # noqa: E402
+from benchmarks.harness import _bench_model, layer_macs, matmul_peak  # noqa: E402
 from fmnist_core.presets import SCHEMES, reference_specs  # noqa: E402
 from fmnist_core import train  # noqa: E402
 from fmnist_core.train import evaluate_split  # noqa: E402

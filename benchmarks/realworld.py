@@ -243,7 +243,8 @@ def run(checkpoints: str | None, n: int = 500, seed: int = 0, which: str = "last
 def summary_table(r: dict) -> str:
     """The results as a text table: accuracy with our preprocessing and with the plain baseline."""
     def row(name, ours, plain, refused="", ms=""):
-        f = lambda v: f"{v:.3f}" if isinstance(v, float) else v
+        def f(v):
+            return f"{v:.3f}" if isinstance(v, float) else v
         return f"{name:<20} {f(ours):>7} {f(plain):>7} {refused:>8} {ms:>7}"
     t = r["test_ours"]
     lines = [f"{r.get('run', 'finetune')} ({r['checkpoints']}, {r['which']} of {r['epochs']} epochs), "

@@ -1,4 +1,4 @@
-"""The README's results table, from the checkpoint manifests, beside the published values.
+"""docs/results.md's results table, from the checkpoint manifests, beside the published values.
 
     .venv/bin/python benchmarks/results_table.py [--checkpoints DIR] [--findings] [--seeds]
 

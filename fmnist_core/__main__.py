@@ -8,6 +8,7 @@ import os
 import shlex
 import signal
 import sys
+from pathlib import Path
 
 from .data import DataError
 from .presets import SCHEMES
@@ -16,6 +17,7 @@ from .spec import SpecError
 from .store import CheckpointError
 
 MODEL_NAMES = ("autoencoder",) + SCHEMES
+REPOSITORY = Path(__file__).resolve().parent.parent     # a clone's root, where benchmarks/ lies
 
 
 def _add_common(p: argparse.ArgumentParser, data: bool = True) -> None:
@@ -246,14 +248,18 @@ def _study_table(args, study, table) -> int:
         from .data import load_fashion_mnist
         d = load_fashion_mnist(args.data)
         images, labels = d.test_images.numpy(), d.test_labels.numpy()
-    rows = table(study, store, images, labels, args.epochs, args.subset)
+    from .sizes import size_to_show
+    epochs, subset, notes = size_to_show(study, store, args.epochs, args.subset)   # a quick study's runs too
+    rows = table(study, store, images, labels, epochs, subset)
+    for note in notes if args.json or args.markdown else ():    # stdout stays JSON or one Markdown table
+        print(note, file=sys.stderr)
     if args.json:
         print(json.dumps(rows))
         return 0
     if args.markdown:
         print(_markdown_table(study, rows))
         return 0
-    print(f"{study.title}\n{study.source}\n")
+    print(f"{study.title}\n{study.source}\n" + "".join(f"{note}\n" for note in notes))
     for r in rows:
         shown = {k: (f"[{len(v)} layers]" if isinstance(v, list) and v and isinstance(v[0], dict) else v)
                  for k, v in r["overrides"].items()}
@@ -364,8 +370,25 @@ def _study_run(args, study) -> int:
     return 1 if summary["failed"] else 0
 
 
+def benchmark_harness():
+    """The repository's benchmarks/harness.py (the reference loop and the timing): not part of the package."""
+    import importlib.util
+
+    path = REPOSITORY / "benchmarks" / "harness.py"
+    if not path.is_file():
+        raise RuntimeError(f"bench needs the repository's benchmarks/harness.py, which is not at {path}: "
+                           "an installed package leaves it out; run bench from a clone of the repository")
+    loaded = sys.modules.get("benchmarks.harness")
+    if loaded is not None and Path(loaded.__file__).resolve() == path:
+        return loaded
+    spec = importlib.util.spec_from_file_location("fmnist_benchmarks_harness", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def cmd_bench(args) -> int:
-    from .bench import run_benchmark
+    run_benchmark = benchmark_harness().run_benchmark
 
     result = run_benchmark(device=args.device, batches=args.batches, models=tuple(args.models.split(",")),
                            data_dir=args.data, reference=not args.no_reference,
@@ -375,7 +398,8 @@ def cmd_bench(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fmnist_core", description=__doc__)
+    prog = "fmnist" if Path(sys.argv[0]).name == "fmnist" else "python -m fmnist_core"   # the console script
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train (or resume) runs: the reference protocol's five by default")

@@ -7,13 +7,11 @@ Conv(1->C, 3x3, padding 1) + ReLU + MaxPool2 with C a multiple of 16; other shap
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
 from . import kernels
-from .spec import DecoderLayer, RunSpec, SpecError
+from .spec import RunSpec, SpecError, conv_output_shape, derived_decoder_layers, latent_shape
 
 # Dropout keeps an element when a uniform 16-bit integer is >= this fraction of 2^16 (see Dropout).
 _LANES_PER_WORD = 3        # of the four 16-bit lanes in an int64 draw; the top one has only 15 random bits
@@ -95,45 +93,6 @@ class Encoder(nn.Module):
         if self.fusable and conv.bias is not None and kernels.first_block_supported(x, conv.weight):
             return self.net[3:](kernels.first_block(x, conv.weight, conv.bias))
         return self.net(x)
-
-
-def conv_output_shape(spec: RunSpec) -> tuple[int, int, int]:
-    """(C, H, W) after the encoder's conv blocks, for a 28x28 input; SpecError where a size vanishes."""
-    h = w = 28
-    c = 1
-    for i, b in enumerate(spec.encoder.blocks):
-        h, w = h + 2 * b.padding - b.kernel + 1, w + 2 * b.padding - b.kernel + 1
-        if b.pool:
-            h, w = (-(-h // 2), -(-w // 2)) if b.pool_ceil else (h // 2, w // 2)
-        if h < 1 or w < 1:
-            raise SpecError(f"encoder.blocks[{i}]: the image shrinks to {h}x{w}; use padding or fewer blocks")
-        c = b.channels
-    return c, h, w
-
-
-def latent_shape(spec: RunSpec) -> tuple[int, ...]:
-    """The code's shape per image: (C, H, W), or (n,) with a linear bottleneck."""
-    return (spec.encoder.bottleneck,) if spec.encoder.bottleneck is not None else conv_output_shape(spec)
-
-
-def derived_decoder_layers(spec: RunSpec) -> tuple[DecoderLayer, ...]:
-    """The decoder the reference protocol uses, for any encoder: for each pooled block, last first, a
-    stride-2 3x3 transposed convolution back to that block's size and channels, + ReLU; then a 3x3
-    convolution to one channel. The output padding is whatever restores the size before the pool."""
-    sizes = []                 # (channels, size before the pool) of each pooled block
-    h = 28
-    for b in spec.encoder.blocks:
-        h = h + 2 * b.padding - b.kernel + 1
-        if b.pool:
-            sizes.append((b.channels, h))
-            h = -(-h // 2) if b.pool_ceil else h // 2
-    layers = []
-    for channels, target in reversed(sizes):
-        out_pad = target - ((h - 1) * 2 - 2 + 3)
-        layers.append(DecoderLayer(channels, 3, 2, 1, out_pad))
-        h = target
-    layers.append(DecoderLayer(1, 3, 1, (3 - 1 - (28 - h)) // 2 if h != 28 else 1, 0, transposed=False, relu=False))
-    return tuple(layers)
 
 
 _OUTPUT = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "none": nn.Identity}
@@ -257,27 +216,6 @@ def layer_shapes(spec: RunSpec) -> list[tuple[str, tuple[int, ...]]]:
                 x = layer(x)
                 shapes.append((type(layer).__name__, tuple(x.shape[1:])))
     return shapes
-
-
-def check_shapes(spec: RunSpec) -> None:
-    """SpecError unless the network runs on a 28x28 image and an autoencoder gives back (1, 28, 28)."""
-    conv_output_shape(spec)
-    # Building the network takes ~80 ms; a study of 50 trials has only a few architectures.
-    problem = _shape_problem(RunSpec(kind=spec.kind, encoder=spec.encoder, decoder=spec.decoder, head=spec.head))
-    if problem:
-        raise SpecError(f"{spec.name}: {problem}")
-
-
-@functools.lru_cache(maxsize=256)
-def _shape_problem(architecture: RunSpec) -> str | None:
-    try:
-        shapes = layer_shapes(architecture)
-    except RuntimeError as e:
-        return f"the layers do not fit together ({str(e).splitlines()[0]})"
-    if architecture.kind == "autoencoder" and shapes[-1][1] != (1, 28, 28):
-        return (f"the decoder gives {shapes[-1][1]}, not (1, 28, 28); "
-                "set decoder.layers (kernel, padding, output_padding) so that it does")
-    return None
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

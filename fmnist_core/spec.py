@@ -69,7 +69,7 @@ class EncoderSpec:
 
 @dataclass(frozen=True)
 class DecoderSpec:
-    """None for `layers`: derived from the encoder (see models.derived_decoder_layers)."""
+    """None for `layers`: derived from the encoder (see derived_decoder_layers below)."""
     layers: tuple[DecoderLayer, ...] | None = None
     output: str = "tanh"               # the last activation: tanh, sigmoid or none
 
@@ -206,8 +206,80 @@ class RunSpec:
         if self.kind == "classifier":
             need(self.init == "random" or self.pretrained_from is not None,
                  "init = 'pretrained' needs pretrained_from: the id of an autoencoder run")
-        from .models import check_shapes        # the layer arithmetic lives with the layers
-        check_shapes(self)
+        check_architecture(self)
+
+
+# ---- layer arithmetic: PyTorch's size rules, so that a spec is checked without building its network
+
+def conv_output_shape(spec: RunSpec) -> tuple[int, int, int]:
+    """(C, H, W) after the encoder's conv blocks, for a 28x28 input; SpecError where a size vanishes."""
+    h = w = 28
+    c = 1
+    for i, b in enumerate(spec.encoder.blocks):
+        h, w = h + 2 * b.padding - b.kernel + 1, w + 2 * b.padding - b.kernel + 1
+        if b.pool:
+            h, w = (-(-h // 2), -(-w // 2)) if b.pool_ceil else (h // 2, w // 2)
+        if h < 1 or w < 1:
+            raise SpecError(f"encoder.blocks[{i}]: the image shrinks to {h}x{w}; use padding or fewer blocks")
+        c = b.channels
+    return c, h, w
+
+
+def latent_shape(spec: RunSpec) -> tuple[int, ...]:
+    """The code's shape per image: (C, H, W), or (n,) with a linear bottleneck."""
+    return (spec.encoder.bottleneck,) if spec.encoder.bottleneck is not None else conv_output_shape(spec)
+
+
+def derived_decoder_layers(spec: RunSpec) -> tuple[DecoderLayer, ...]:
+    """The decoder the reference protocol uses, for any encoder: for each pooled block, last first, a
+    stride-2 3x3 transposed convolution back to that block's size and channels, + ReLU; then a 3x3
+    convolution to one channel. The output padding is whatever restores the size before the pool."""
+    sizes = []                 # (channels, size before the pool) of each pooled block
+    h = 28
+    for b in spec.encoder.blocks:
+        h = h + 2 * b.padding - b.kernel + 1
+        if b.pool:
+            sizes.append((b.channels, h))
+            h = -(-h // 2) if b.pool_ceil else h // 2
+    layers = []
+    for channels, target in reversed(sizes):
+        out_pad = target - ((h - 1) * 2 - 2 + 3)
+        layers.append(DecoderLayer(channels, 3, 2, 1, out_pad))
+        h = target
+    layers.append(DecoderLayer(1, 3, 1, (3 - 1 - (28 - h)) // 2 if h != 28 else 1, 0, transposed=False, relu=False))
+    return tuple(layers)
+
+
+def decoder_output_shape(spec: RunSpec) -> tuple[int, int, int]:
+    """(C, H, W) the decoder gives back from the code, by PyTorch's size rules for (transposed)
+    convolutions; SpecError naming the layer where one cannot apply."""
+    c, h, w = conv_output_shape(spec)
+    layers = spec.decoder.layers if spec.decoder.layers is not None else derived_decoder_layers(spec)
+    for i, layer in enumerate(layers):
+        k, s, p, op = layer.kernel, layer.stride, layer.padding, layer.output_padding
+        if layer.channels < 1 or k < 1 or s < 1 or p < 0 or op < 0:
+            raise SpecError(f"decoder.layers[{i}]: channels, kernel and stride must be >= 1, "
+                            "padding and output_padding >= 0")
+        if layer.transposed:
+            if op >= s:
+                raise SpecError(f"decoder.layers[{i}]: output_padding ({op}) must be smaller than the stride ({s})")
+            h, w = (h - 1) * s - 2 * p + k + op, (w - 1) * s - 2 * p + k + op
+        else:
+            h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        if h < 1 or w < 1:
+            raise SpecError(f"decoder.layers[{i}]: the image shrinks to {h}x{w}")
+        c = layer.channels
+    return c, h, w
+
+
+def check_architecture(spec: RunSpec) -> None:
+    """SpecError unless the network runs on a 28x28 image and an autoencoder gives back (1, 28, 28)."""
+    conv_output_shape(spec)
+    if spec.kind == "autoencoder":
+        out = decoder_output_shape(spec)
+        if out != (1, 28, 28):
+            raise SpecError(f"{spec.name}: the decoder gives {out}, not (1, 28, 28); "
+                            "set decoder.layers (kernel, padding, output_padding) so that it does")
 
 
 _MISSING = object()

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import app_state as app
+from fmnist_app import cache, lib, picker
+from fmnist_app.images import tile
 
 
 def input_ui():
@@ -39,18 +40,18 @@ def input_ui():
 def classify_input(source) -> "object | None":
     name, payload = source
     try:
-        return app.preprocess_bytes(payload, name) if isinstance(payload, bytes) else app.preprocess(payload)
-    except app.ImageInputError as e:
+        return lib.preprocess_bytes(payload, name) if isinstance(payload, bytes) else lib.preprocess(payload)
+    except lib.ImageInputError as e:
         st.warning(f"{e}")
         return None
 
 
 def probabilities_chart(probs: dict) -> alt.Chart:
-    rows = [{"model": m, "class": app.CLASS_NAMES[c], "probability": float(p[0][c])}
+    rows = [{"model": m, "class": lib.CLASS_NAMES[c], "probability": float(p[0][c])}
             for m, p in probs.items() for c in range(10)]
     return alt.Chart(pd.DataFrame(rows)).mark_bar().encode(
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("class:N", sort=list(app.CLASS_NAMES), title=None),
+        y=alt.Y("class:N", sort=list(lib.CLASS_NAMES), title=None),
         color=alt.Color("model:N", legend=None), column=alt.Column("model:N", sort=list(probs), title=None),
         tooltip=["model", "class", alt.Tooltip("probability:Q", format=".3f")]).properties(width=150, height=220)
 
@@ -60,8 +61,8 @@ def classify() -> None:
     st.caption("Draw a garment (light on dark, like the data set; an outline is filled in) or upload a photo. "
                "The image is brought to Fashion-MNIST's form — polarity, background, crop, 28×28 — and given "
                "to the classifier runs chosen in the sidebar (the reference four by default).")
-    runs = app.chosen_classifiers()
-    ae = app.reference_ids()["autoencoder"]
+    runs = picker.chosen_classifiers()
+    ae = cache.reference_ids()["autoencoder"]
     source = input_ui()
     if source is None:
         st.info("Draw something or upload an image to classify it.")
@@ -69,7 +70,7 @@ def classify() -> None:
     if not runs:
         st.info("Choose one or more classifier runs in the sidebar.")
         return
-    predictor = app.predictor(runs, ae)
+    predictor = cache.predictor(runs, ae)
     if predictor is None:
         return
     pre = classify_input(source)
@@ -83,20 +84,20 @@ def classify() -> None:
     st.subheader("Four classifiers" if len(probs) == 4 else f"{len(probs)} classifiers")
     verdicts = st.columns(len(probs))
     for col, (m, p) in zip(verdicts, probs.items()):
-        col.metric(m, app.CLASS_NAMES[int(p[0].argmax())], f"{p[0].max():.0%}", delta_color="off")
+        col.metric(m, lib.CLASS_NAMES[int(p[0].argmax())], f"{p[0].max():.0%}", delta_color="off")
     st.altair_chart(probabilities_chart(probs))
     left, right = st.columns(2)
     rec = predictor.reconstruct(pre.input[None])
-    left.image(app.tile(np.stack([pre.input, rec[0]]), cols=2, scale=5),
+    left.image(tile(np.stack([pre.input, rec[0]]), cols=2, scale=5),
                caption=f"input and the reference autoencoder's reconstruction (`{ae}`)")
-    lmap = app.latent_map(ae)
+    lmap = cache.latent_map(ae)
     if lmap is not None:
-        where = lmap.place(app.encode(ae, pre.input[None]))
+        where = lmap.place(cache.encode(ae, pre.input[None]))
         df = pd.DataFrame({"x": lmap.coords[::4, 0], "y": lmap.coords[::4, 1],
-                           "class": [app.CLASS_NAMES[c] for c in lmap.labels[::4]]})
+                           "class": [lib.CLASS_NAMES[c] for c in lmap.labels[::4]]})
         dots = alt.Chart(df).mark_circle(size=8, opacity=0.5).encode(
             x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-            color=alt.Color("class:N", sort=list(app.CLASS_NAMES), scale=alt.Scale(scheme="tableau10")))
+            color=alt.Color("class:N", sort=list(lib.CLASS_NAMES), scale=alt.Scale(scheme="tableau10")))
         you = alt.Chart(pd.DataFrame({"x": where[:, 0], "y": where[:, 1]})).mark_point(
             shape="cross", size=400, color="black", strokeWidth=3).encode(x="x:Q", y="y:Q")
         right.altair_chart((dots + you).properties(height=300, title="your input on the latent map"), width="stretch")

@@ -9,7 +9,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-import app_state as app
+from fmnist_app import cache, jobs, lib
 
 ALL_RUNS = "all runs"
 STATUSES = ["complete", "partial", "training"]
@@ -43,10 +43,10 @@ def table_frame(rows: list[dict], factors: list[str], grouped: bool) -> pd.DataF
             "metric": "metric", "final": "final", "best": "best", "best_epoch": "best epoch", "gap": "gap",
             "progress": "epochs done", "wall_time_s": "wall s", "published": "published"}
     if grouped:
-        rows = app.group_rows(rows, app.seed_groups(rows),
+        rows = lib.group_rows(rows, lib.seed_groups(rows),
                           ("final", "best", "gap", "wall_time_s"))
         cols = {**cols, "seeds": "seeds", "best_std": "best ± std"}
-    df = pd.DataFrame([{**r, **{f: app.factor_text(f, r["spec_flat"].get(f)) for f in factors}} for r in rows])
+    df = pd.DataFrame([{**r, **{f: lib.factor_text(f, r["spec_flat"].get(f)) for f in factors}} for r in rows])
     df["progress"] = df["epochs_done"].astype(str) + "/" + df["epochs"].astype(str)
     for f in factors:          # mixed values (None and numbers, lists) shown as text
         if f in df and df[f].map(type).nunique() > 1:
@@ -77,8 +77,8 @@ def runs_table_ui(df: pd.DataFrame, key: str) -> list[str]:
 def study_table_ui(name: str) -> None:
     """The study's own table: per trial, ours (mean ± std over complete seeds) beside the published
     figure, and the gain over the trial it changes, each with whether it exceeds the noise."""
-    rows = app.study_table(name)
-    metrics = list(dict.fromkeys([*app.study_named(name).metrics,
+    rows = cache.study_table(name)
+    metrics = list(dict.fromkeys([*cache.study_named(name).metrics,
                                   *(m for r in rows for m in ("test_accuracy", "test_mse") if m in r["ours"])]))
     with st.expander("The study's table: ours beside the published figures", expanded=False):
         first = next((m for m in ("final_test_acc", "test_accuracy", "test_mse") if m in metrics), metrics[0])
@@ -306,13 +306,13 @@ def brushed_ids(runs: pd.DataFrame, columns: dict[str, tuple[str, str]], selecti
 
 def views_ui(rows: list[dict], selected: list[str], grouped: bool) -> None:
     kinds = {r["kind"] for r in rows}
-    options = [m for m, (kind, _) in app.METRIC_KIND.items() if kind in kinds]
+    options = [m for m, (kind, _) in lib.METRIC_KIND.items() if kind in kinds]
     c1, c2 = st.columns([1, 2])
     metric = c1.radio("metric", options, horizontal=True, format_func=METRIC_TITLE.get, key="cmp_metric")
-    kind = app.METRIC_KIND[metric][0]
-    factors = app.varying([r for r in rows if r["kind"] == kind])
+    kind = lib.METRIC_KIND[metric][0]
+    factors = lib.varying([r for r in rows if r["kind"] == kind])
     colour_by = c2.selectbox("colour by", ["run", *factors], key="cmp_colour")
-    views = linked_views(app.store_fingerprint(), tuple(r["id"] for r in rows), tuple(selected), metric,
+    views = linked_views(cache.store_fingerprint(), tuple(r["id"] for r in rows), tuple(selected), metric,
                          colour_by, grouped)
     if views is None:
         st.info(f"No {kind} run has a finished epoch yet.")
@@ -341,30 +341,30 @@ def linked_views(fingerprint: tuple, ids: tuple, selected: tuple, metric: str, c
 
     Cached per store state and choices: building an Altair chart this size takes about a second.
     """
-    kind = app.METRIC_KIND[metric][0]
+    kind = lib.METRIC_KIND[metric][0]
     wanted = set(ids)
-    rows = [r for r in app.compare_rows()[0] if r["id"] in wanted and r["kind"] == kind]
-    factors = app.varying(rows)
-    manifests = app.run_manifests([r["id"] for r in rows])
+    rows = [r for r in cache.compare_rows()[0] if r["id"] in wanted and r["kind"] == kind]
+    factors = lib.varying(rows)
+    manifests = cache.run_manifests([r["id"] for r in rows])
     runs = []
     for r in rows:
-        summary = app.run_metric(manifests[r["id"]], metric) if r["id"] in manifests else None
+        summary = lib.run_metric(manifests[r["id"]], metric) if r["id"] in manifests else None
         if summary is None:
             continue
-        pub = app.published_value(r["published_values"], metric)
+        pub = lib.published_value(r["published_values"], metric)
         runs.append({"id": r["id"], **summary, "published": pub[1] if pub else None,
                      "published_name": pub[0] if pub else None,
-                     **{f"f{i}": app.factor_text(f, r["spec_flat"].get(f)) for i, f in enumerate(factors)}})
+                     **{f"f{i}": lib.factor_text(f, r["spec_flat"].get(f)) for i, f in enumerate(factors)}})
     if not runs:
         return None
     runs = pd.DataFrame(runs)
     columns = factor_columns(runs, factors)
     shown_ids = [r for r in selected if r in set(runs["id"])] or list(runs["id"])
     runs["shown"] = runs["id"].isin(shown_ids)
-    curve_rows = app.curves({rid: manifests[rid] for rid in shown_ids}, metric)
+    curve_rows = lib.curves({rid: manifests[rid] for rid in shown_ids}, metric)
     if grouped:
-        groups = app.seed_groups([r for r in rows if r["id"] in set(shown_ids)])   # drawn as its first run
-        curve_df = pd.DataFrame(app.band(curve_rows, groups)).rename(columns={"group": "id"})
+        groups = lib.seed_groups([r for r in rows if r["id"] in set(shown_ids)])   # drawn as its first run
+        curve_df = pd.DataFrame(lib.band(curve_rows, groups)).rename(columns={"group": "id"})
         curve_df["group"] = curve_df["id"].map(lambda g: f"{g} (+{len(groups[g]) - 1} seeds)")
     else:
         curve_df = pd.DataFrame(curve_rows).rename(columns={"run": "id"}).round({"value": 5})
@@ -390,7 +390,7 @@ def linked_views(fingerprint: tuple, ids: tuple, selected: tuple, metric: str, c
 def study_size_ui(name: str, running: dict | None) -> tuple[int | None, int | None]:
     if running:
         return running.get("epochs"), running.get("subset")
-    sizes = app.study_sizes(name)
+    sizes = jobs.study_sizes(name)
     fmt = {(None, None): "full size"}
     return st.selectbox("size shown", sizes, format_func=lambda s: fmt.get(tuple(s)) or
                         f"quick: {s[0] or 'all'} epochs on {s[1] or 'all'} images", key=f"size_{name}")
@@ -403,22 +403,23 @@ def study_ui(studies: list) -> None:
         return
     titles = {s.name: f"{s.name}: {s.title}" for s in studies}
     chosen = st.session_state.get("cmp_study")
-    name = st.selectbox("study to run or watch", list(titles), format_func=titles.get, key="run_study",
+    name = st.selectbox("study to run or watch" if jobs.allowed() else "study to watch", list(titles),
+                        format_func=titles.get, key="run_study",
                         index=list(titles).index(chosen) if chosen in titles else 0)
-    running = app.running_study(name)
+    running = jobs.running_study(name)
 
     @st.fragment(run_every=3.0 if running else None)
     def progress():
-        state = app.running_study(name)
+        state = jobs.running_study(name)
         epochs, subset = study_size_ui(name, state)
-        trials = pd.DataFrame(app.study_progress(name, epochs, subset))
+        trials = pd.DataFrame(jobs.study_progress(name, epochs, subset))
         done = (trials["status"] == "complete").sum()
         if state:
             st.info(f"Running since {pd.Timestamp(state.get('started', 0), unit='s'):%H:%M} UTC "
                     f"(process {state.get('pid')}): {done} of {len(trials)} runs complete. "
                     "Everyone who opens this page sees it; starting it again joins nothing and starts nothing.")
-            if st.button("Stop the study", key="stop_study", help="Its finished runs stay"):
-                st.toast(app.stop_study(name))
+            if jobs.allowed() and st.button("Stop the study", key="stop_study", help="Its finished runs stay"):
+                st.toast(jobs.stop_study(name))
         else:
             st.caption(f"{done} of {len(trials)} runs of this size complete in the store.")
         trials["progress"] = trials["epoch"] / trials["epochs"]
@@ -429,7 +430,7 @@ def study_ui(studies: list) -> None:
         if running and not state:
             st.rerun(scope="app")                   # it ended: redraw the start form and the table
     progress()
-    if running:
+    if running or not jobs.allowed():       # public mode: no start form (the router's line says how)
         return
     with st.form(f"start_{name}"):
         st.markdown("Runs every trial not yet complete in the store on a local Ray instance, in the background "
@@ -439,7 +440,7 @@ def study_ui(studies: list) -> None:
         epochs = c2.number_input("epochs", 1, 500, 2)
         subset = c3.number_input("training images", 100, 50_000, 2000, step=500)
         if st.form_submit_button("Start the study", type="primary"):
-            st.session_state["study_message"] = app.start_study(name, *((epochs, subset) if quick else (None, None)))
+            st.session_state["study_message"] = jobs.start_study(name, *((epochs, subset) if quick else (None, None)))
             st.rerun()
     if "study_message" in st.session_state:
         st.info(st.session_state.pop("study_message"))
@@ -447,20 +448,20 @@ def study_ui(studies: list) -> None:
 
 def compare() -> None:
     st.title("Compare runs")
-    studies = app.studies()
-    rows, _ = app.compare_rows()
+    studies = cache.studies()
+    rows, _ = cache.compare_rows()
     if not rows:
-        app.missing_models_message("the store has no runs to compare yet.")
+        cache.missing_models_message("the store has no runs to compare yet.")
         study_ui(studies)
         return
     study, kinds, statuses, grouped = filters_ui(studies)
-    shown = [r for r in (rows if study == ALL_RUNS else app.in_study(rows, study))
+    shown = [r for r in (rows if study == ALL_RUNS else lib.in_study(rows, study))
              if r["kind"] in kinds and r["status"] in statuses]
     if not shown:
         st.info("No run matches these filters." + (" Start the study below." if study != ALL_RUNS else ""))
         study_ui(studies)
         return
-    factors = app.varying(shown)
+    factors = lib.varying(shown)
     df = table_frame(shown, factors, grouped)
     st.caption(f"{len(df)} {'seed groups' if grouped else 'runs'}. Columns: the spec fields that vary among them, "
                "then the validation metric (accuracy for classifiers, MSE for autoencoders): final, best and its "

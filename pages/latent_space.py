@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import app_state as app
+from fmnist_app import cache, lib, picker
+from fmnist_app.images import tile
 
 
 def map_chart(points: pd.DataFrame, path: pd.DataFrame | None, picks: pd.DataFrame) -> alt.Chart:
@@ -12,7 +13,7 @@ def map_chart(points: pd.DataFrame, path: pd.DataFrame | None, picks: pd.DataFra
     pick = alt.selection_point(name="pick", fields=["index"], on="click", nearest=True)
     base = alt.Chart(points).mark_circle(size=14, opacity=0.7).encode(
         x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-        color=alt.Color("class:N", sort=list(app.CLASS_NAMES), scale=alt.Scale(scheme="tableau10")),
+        color=alt.Color("class:N", sort=list(lib.CLASS_NAMES), scale=alt.Scale(scheme="tableau10")),
         tooltip=["index:Q", "class:N", "image:N"]).add_params(pick)
     layers = [base]
     if path is not None:
@@ -31,13 +32,13 @@ def garment_picker_ui(where, labels: np.ndarray, slot: str, default: int) -> int
 
 def latent_space() -> None:
     st.title("Latent space")
-    run = app.chosen_autoencoder()
-    test = app.test_set()
-    lmap = app.latent_map(run) if test is not None else None
+    run = picker.chosen_autoencoder()
+    test = cache.test_set()
+    lmap = cache.latent_map(run) if test is not None else None
     if lmap is None:
         return
     images, labels = test
-    st.caption(f"Autoencoder run `{run}`. UMAP of the 10,000 test codes ({app.code_shape(run)} → PCA → 2-d), "
+    st.caption(f"Autoencoder run `{run}`. UMAP of the 10,000 test codes ({cache.code_shape(run)} → PCA → 2-d), "
                f"computed once per run ({lmap.seconds:.0f} s) and cached on disk. Hover a point to see the "
                "garment; click two points to interpolate between them.")
     shown = st.select_slider("points shown", [1000, 2500, 5000, 10000], value=2500)
@@ -56,23 +57,23 @@ def latent_space() -> None:
     a = garment_picker_ui(c1, labels, "A", int(np.flatnonzero(labels == 0)[0]))
     b = garment_picker_ui(c2, labels, "B", int(np.flatnonzero(labels == 9)[0]))
     steps = c3.slider("frames", 3, 16, 9)
-    c1.image(app.tile(images[[a]], 1, scale=3), caption=f"A: {app.CLASS_NAMES[labels[a]]}")
-    c2.image(app.tile(images[[b]], 1, scale=3), caption=f"B: {app.CLASS_NAMES[labels[b]]}")
+    c1.image(tile(images[[a]], 1, scale=3), caption=f"A: {lib.CLASS_NAMES[labels[a]]}")
+    c2.image(tile(images[[b]], 1, scale=3), caption=f"B: {lib.CLASS_NAMES[labels[b]]}")
 
-    z = app.encode(run, images[[a, b]])
-    path_codes = app.interpolate(z[0], z[1], steps)
-    frames = app.decode(run, path_codes)
+    z = cache.encode(run, images[[a, b]])
+    path_codes = lib.interpolate(z[0], z[1], steps)
+    frames = cache.decode(run, path_codes)
     coords = lmap.place(path_codes)
     path = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "t": np.arange(steps)})
     picks = pd.DataFrame({"x": lmap.coords[[a, b], 0], "y": lmap.coords[[a, b], 1], "label": ["A", "B"]})
 
-    st.altair_chart(map_chart(app.map_frame(run, shown), path, picks), width="stretch",
+    st.altair_chart(map_chart(cache.map_frame(run, shown), path, picks), width="stretch",
                     on_select="rerun", selection_mode="pick", key="map")
     st.subheader("Decoded frames along the straight path from A to B")
-    st.image(app.tile(frames, cols=steps, scale=3))
+    st.image(tile(frames, cols=steps, scale=3))
     t = st.slider("position on the path", 0, steps - 1, steps // 2)
     left, right = st.columns([1, 3])
-    left.image(app.tile(frames[[t]], 1, scale=6), caption=f"frame {t} of {steps - 1}")
+    left.image(tile(frames[[t]], 1, scale=6), caption=f"frame {t} of {steps - 1}")
     right.markdown("Each frame decodes the code (1 − t)·z_A + t·z_B. The black line on the map is where "
                    "those codes fall among the test set's codes (placed by their nearest neighbours).")
 

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import app_state as app
+from fmnist_app import cache, lib
+from fmnist_app.images import tile
 
 
 def overview() -> None:
@@ -13,32 +14,32 @@ def overview() -> None:
         "garments. Four **classifiers** then put the same head (3136→128→10) on its encoder in four ways, "
         "so you can see what unsupervised pre-training buys. Other presets (the Training page) train the "
         "networks of the earlier reports the same way:")
-    st.table(pd.DataFrame({"scheme": list(app.SCHEME_DESCRIPTIONS),
-                           "set-up": list(app.SCHEME_DESCRIPTIONS.values())}).set_index("scheme"))
+    st.table(pd.DataFrame({"scheme": list(lib.SCHEME_DESCRIPTIONS),
+                           "set-up": list(lib.SCHEME_DESCRIPTIONS.values())}).set_index("scheme"))
 
-    test = app.test_set()
+    test = cache.test_set()
     if test is not None:
         images, labels = test
         st.subheader("The data set, by class")
         per_class = 10
         rows = [images[np.flatnonzero(labels == c)[:per_class]] for c in range(10)]
         left, right = st.columns([1, 4])
-        left.markdown("<br>".join(f"**{i}** {n}" for i, n in enumerate(app.CLASS_NAMES)), unsafe_allow_html=True)
-        right.image(app.tile(np.concatenate(rows), cols=per_class, scale=2),
+        left.markdown("<br>".join(f"**{i}** {n}" for i, n in enumerate(lib.CLASS_NAMES)), unsafe_allow_html=True)
+        right.image(tile(np.concatenate(rows), cols=per_class, scale=2),
                     caption="10 test images per class, one class per row (0 at the top)")
 
     st.subheader("The reference runs beside the published results")
-    runs = {r["id"]: r for r in app.summaries()}
-    ref = app.reference_ids()
-    over_seeds = app.table_one_over_seeds()
+    runs = {r["id"]: r for r in cache.summaries()}
+    ref = cache.reference_ids()
+    over_seeds = cache.table_one_over_seeds()
     rows = []
-    for scheme in app.SCHEMES:
+    for scheme in lib.SCHEMES:
         s = runs.get(ref[scheme])
-        m = app.manifest(ref[scheme]) if s and "error" not in s else None
+        m = cache.manifest(ref[scheme]) if s and "error" not in s else None
         row = {"model": scheme, "run": ref[scheme], "epochs": "—", "test acc (last)": None,
                "test acc (best val.)": None, "val acc (last)": None,
                "test acc over seeds": _mean_std(over_seeds.get(scheme)),
-               "reference val acc (50 ep.)": app.REFERENCE_RESULTS[scheme]["val_acc"]}
+               "reference val acc (50 ep.)": lib.REFERENCE_RESULTS[scheme]["val_acc"]}
         if s and "error" in s:
             row["epochs"] = "damaged: " + s["error"][:80]
         elif m and m["history"]:
@@ -52,21 +53,21 @@ def overview() -> None:
                                           "reference val acc (50 ep.)")})
     st.caption("*test acc over seeds*: the last epoch's test accuracy as mean ± std over the seeds of the "
                "study `r2026-table1` in the store (seeds 0–2 ship), since one run's noise is the size of the "
-               "differences from the reference. The Compare page and the README have the full table.")
+               "differences from the reference. The Compare page and docs/results.md have the full table.")
     ae = runs.get(ref["autoencoder"])
     if ae and ae.get("test_mse") is not None:
         st.caption(f"Autoencoder `{ae['id']}`: {ae['epochs_done']}/{ae['epochs']} epochs, test MSE "
                    f"{ae['test_mse']:.4f} (on the [-1, 1] scale). The reference's 'validation' set is the "
                    "official test set, so compare its column with our test accuracy.")
-    recipe = app.recipe_result()
+    recipe = cache.recipe_result()
     if recipe["seeds"]:
         spread = f" ± {recipe['std']:.4f}" if recipe["std"] is not None else ""
         st.caption(f"The same network as `scratch` with a better recipe (preset `recipe-scratch`: shifts, label "
                    f"smoothing, AdamW, a cosine schedule, 100 epochs, the best validation epoch): test accuracy "
                    f"**{recipe['mean']:.4f}{spread}** over {recipe['seeds']} seed{'s' * (recipe['seeds'] > 1)}. "
                    "The Compare page shows it as the study `beyond-recipe`.")
-    if not any(ref[s] in runs for s in app.SCHEMES):
-        app.missing_models_message("no reference classifier runs in " + ", ".join(map(str, app.store().roots)))
+    if not any(ref[s] in runs for s in lib.SCHEMES):
+        cache.missing_models_message("no reference classifier runs in " + ", ".join(map(str, cache.store().roots)))
 
     st.subheader(f"All runs in the store ({len(runs)})")
     if runs:

@@ -5,7 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-import app_state as app
+from fmnist_app import cache, jobs, lib, picker
 
 CURVES = {"train_loss_running": "train (while training)", "train_loss": "train (eval mode)",
           "val_loss": "validation", "test_loss": "test"}
@@ -28,7 +28,7 @@ def curves_chart(history: list[dict], metrics: dict[str, str], title: str, best_
 
 def draw_curves(run_id: str) -> None:
     st.subheader(f"Run `{run_id}`")
-    m = app.manifest(run_id)
+    m = cache.manifest(run_id)
     if not m or not m["history"]:
         st.info(f"No finished epochs of `{run_id}` yet. Train it with the form below or with "
                 "`python -m fmnist_core train`.")
@@ -42,7 +42,7 @@ def draw_curves(run_id: str) -> None:
         cols[2].metric("test MSE", f"{last['test_loss']:.4f}")
         st.altair_chart(curves_chart(h, CURVES, "MSE", best), width="stretch")
     else:
-        ref = app.REFERENCE_RESULTS.get(app.label(run_id))
+        ref = lib.REFERENCE_RESULTS.get(cache.label(run_id))
         cols[1].metric("validation acc.", f"{last['val_acc']:.4f}",
                        f"{last['val_acc'] - ref['val_acc']:+.4f} vs reference" if ref else None)
         cols[2].metric("test acc. (last)", f"{last['test_acc']:.4f}")
@@ -66,14 +66,15 @@ def draw_progress(p: dict) -> None:
     left, right = st.columns([4, 1])
     if frac > 0.01:
         left.caption(f"Elapsed {elapsed / 60:.1f} min; about {elapsed * (1 - frac) / frac / 60:.1f} min left.")
-    if p.get("pid") and right.button("Stop", key=f"stop_{p['run']}", help="Stops its process; finished epochs stay"):
-        st.toast(app.stop_training(p["pid"]))
+    if p.get("pid") and jobs.allowed() and right.button("Stop", key=f"stop_{p['run']}",
+                                                         help="Stops its process; finished epochs stay"):
+        st.toast(jobs.stop_training(p["pid"]))
 
 
 def live_section(run_id: str, running: bool) -> None:
     @st.fragment(run_every=2.0 if running else None)
     def live():
-        training = app.training_runs()
+        training = jobs.training_runs()
         for p in training:
             draw_progress(p)
         draw_curves(run_id)
@@ -84,11 +85,11 @@ def live_section(run_id: str, running: bool) -> None:
 
 def train_form() -> None:
     st.subheader("Train a new run")
-    name = st.selectbox("preset", [app.REFERENCE_PROTOCOL, *app.PRESETS],
+    name = st.selectbox("preset", [jobs.REFERENCE_PROTOCOL, *lib.PRESETS],
                         help="`python -m fmnist_core runs --presets` lists them with their sources.")
-    if name in app.PRESETS:
-        st.caption(f"{app.PRESETS[name].source}. {app.PRESETS[name].note}")
-    d = app.preset_fields(name)
+    if name in lib.PRESETS:
+        st.caption(f"{lib.PRESETS[name].source}. {lib.PRESETS[name].note}")
+    d = jobs.preset_fields(name)
     with st.form("train"):
         st.markdown("The run goes on in the background, survives closing this page, and writes every "
                     "finished epoch. A finished or shipped run is never modified: other settings make a "
@@ -113,11 +114,11 @@ def train_form() -> None:
         start = st.form_submit_button("Start training", type="primary")
     if start:
         try:
-            overrides, ids = app.plan(name, fields)
-        except app.SpecError as e:
+            overrides, ids = jobs.plan(name, fields)
+        except lib.SpecError as e:
             st.error(f"These settings do not make a valid run: {e}")
             return
-        st.session_state["train_message"] = (app.start_training(name, overrides, device)
+        st.session_state["train_message"] = (jobs.start_training(name, overrides, device)
                                              + " Runs (complete ones are skipped): " + ", ".join(f"`{i}`" for i in ids))
         st.rerun()
     if "train_message" in st.session_state:
@@ -126,12 +127,13 @@ def train_form() -> None:
 
 def training() -> None:
     st.title("Training")
-    training_now = app.training_runs()
+    training_now = jobs.training_runs()
     if training_now:
         st.info(f"{len(training_now)} run(s) training; everyone who opens this page sees them. "
                 "A second request for the same run fails at once.")
-    live_section(app.chosen_run(), bool(training_now))
-    train_form()
+    live_section(picker.chosen_run(), bool(training_now))
+    if jobs.allowed():                      # public mode: no form (the router's line says how to train)
+        train_form()
 
 
 training()

@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from fmnist_core.presets import reference_specs
-from fmnist_core.runs import FORMAT_VERSION
+from fmnist_core.presets import reference_specs  # noqa: E402
+from fmnist_core.runs import FORMAT_VERSION  # noqa: E402
 
 root = ROOT / "checkpoints"
 specs = reference_specs()
@@ -16,7 +16,8 @@ for name, spec in specs.items():
     old = json.loads((root / name / "manifest.json").read_text())
     mc, tc = old["model_config"], old["train_config"]
     assert mc == {"channels": [32, 64, 64], "dropout": 0.2, "hidden": 128, "num_classes": 10}, mc
-    assert (tc["epochs"], tc["batch_size"], tc["lr"], tc["val_size"], tc["subset"], tc["seed"]) == (50, 100, 1e-3, 10000, None, 0), tc
+    assert (tc["epochs"], tc["batch_size"], tc["lr"], tc["val_size"], tc["subset"], tc["seed"]) == \
+        (50, 100, 1e-3, 10000, None, 0), tc
     assert old["kind"] == spec.kind and old["complete"]
     prov = dict(old["provenance"])
     src = prov.get("encoder_source")

@@ -102,13 +102,13 @@ def test_training_page_shows_the_chosen_run_and_the_form(with_store, tiny_ids):
 
 
 def test_the_form_plans_new_runs_only():
-    import app_state as app
-    overrides, ids = app.plan("r2024-autoencoder", {**app.preset_fields("r2024-autoencoder"), "epochs": 3})
+    from fmnist_app import jobs, lib
+    overrides, ids = jobs.plan("r2024-autoencoder", {**jobs.preset_fields("r2024-autoencoder"), "epochs": 3})
     assert overrides == {"epochs": 3} and len(ids) == 1 and ids[0].startswith("r2024-autoencoder-")
-    _, ids = app.plan(app.REFERENCE_PROTOCOL, {**app.preset_fields(app.REFERENCE_PROTOCOL), "subset": 1200})
+    _, ids = jobs.plan(jobs.REFERENCE_PROTOCOL, {**jobs.preset_fields(jobs.REFERENCE_PROTOCOL), "subset": 1200})
     assert len(ids) == 5
-    with pytest.raises(app.SpecError):
-        app.plan("r2024-autoencoder", {**app.preset_fields("r2024-autoencoder"), "optimizer.lr": -1.0})
+    with pytest.raises(lib.SpecError):
+        jobs.plan("r2024-autoencoder", {**jobs.preset_fields("r2024-autoencoder"), "optimizer.lr": -1.0})
 
 
 def test_run_in_the_url_selects_the_run(with_store, tiny_ids):

@@ -1,6 +1,6 @@
 import math
 
-from fmnist_core.bench import flops_per_image, run_benchmark, _bench_model
+from benchmarks.harness import flops_per_image, run_benchmark, _bench_model
 
 
 def test_flops_per_image_match_the_layer_shapes():
@@ -42,7 +42,7 @@ def test_the_peak_bound_is_left_out_where_a_frozen_encoder_skips_work():
 def test_the_reference_loop_uses_the_studys_own_layers_with_our_initial_weights():
     import torch
     from torch import nn
-    from fmnist_core.bench import _tutorial_model
+    from benchmarks.harness import _tutorial_model
     from fmnist_core.models import Dropout
     for name in ("finetune", "frozen_random"):
         ref, ours = _tutorial_model(name, None, 3), _bench_model(name, None, 3)

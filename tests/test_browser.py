@@ -12,7 +12,7 @@ from benchmarks.app_server import CHROMIUM, PAGES, RUN_FINISHED, chromium_page, 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Debian's chromium is not installed (scripts/test.sh installs it)")
 
-# A deep link first: on a fresh server it must still go through the router (app_state._use_the_router),
+# A deep link first: on a fresh server it must still go through the router (fmnist_app.routing.use_the_router),
 # keep its query parameters and show the router's run picker.
 DEEP_LINK_FIRST = ["confusion"] + [path for path in PAGES if path != "confusion"]
 
@@ -160,7 +160,8 @@ def test_a_sketch_drawn_on_the_canvas_is_classified_by_all_four(server, page):
 
 # ---- Compare: table selection, brushing, links (12 generated runs: manifests only) ------------------
 VALIDATION_CURVES = """() => new Set(Array.from(document.querySelectorAll(
-    ".vega-embed svg path[aria-label*='split: validation']")).map(p => /id: ([^;]+)/.exec(p.getAttribute('aria-label'))[1])).size"""
+    ".vega-embed svg path[aria-label*='split: validation']"))
+    .map(p => /id: ([^;]+)/.exec(p.getAttribute('aria-label'))[1])).size"""
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """Faults: a killed run, a full disk, concurrent classification against shared models."""
 import errno
-import os
 import signal
 import subprocess
 import sys

@@ -1,5 +1,6 @@
 """The recipe: augmentation keeps labels and shapes and repeats under a seed; off, it changes nothing;
 an augmented, scheduled run resumes to the same result as an uninterrupted one."""
+import hashlib
 import json
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from fmnist_core.train import train_run, train_runs
 
 from conftest import tiny_specs
 
-GOLDEN = json.loads((Path(__file__).parent / "data" / "reference-tiny-histories.json").read_text())["histories"]
+_RECORDED = json.loads((Path(__file__).parent / "data" / "reference-tiny-histories.json").read_text())
+GOLDEN = _RECORDED["histories"]
+GOLDEN_RNG = _RECORDED["rng_state_sha256_after_epoch"]
 
 
 def _shifts(img: torch.Tensor, t: int = 2) -> list[torch.Tensor]:
@@ -54,15 +57,32 @@ def test_schedules():
 
 
 def test_with_the_recipe_off_the_reference_runs_train_exactly_as_before(tmp_path, fmnist):
-    """Histories recorded before the recipe fields existed (tests/data), reproduced."""
+    """Histories recorded before the recipe fields existed (tests/data), reproduced on any CPU.
+
+    Two checks, each of which holds on every CPU of this kind and fails on a real change:
+    - the random draws are exact: a digest of torch's generator state at each epoch's end, which
+      depends only on which draws the loop made (an extra, missing or reordered draw changes it);
+    - the numbers agree to 1e-3 (relative; accuracies to 1 image in 100). Kernels for another
+      instruction set round differently: AVX2 against AVX-512 kernels moved these histories by at
+      most 6e-6, an Intel Xeon with AMX by 2.5e-5; a changed dropout or layer order moves them by
+      percents. An accuracy differs by a whole image or not at all.
+    """
     specs = tiny_specs()
     store = RunStore(tmp_path)
-    train_runs([specs["autoencoder"], specs["scratch"], specs["finetune"]], fmnist, store)
+    digests: dict[str, list[str]] = {}
+
+    def on_event(event):
+        if event["type"] == "epoch":
+            state = torch.get_rng_state().numpy().tobytes()
+            digests.setdefault(event["run"], []).append(hashlib.sha256(state).hexdigest()[:16])
+    train_runs([specs["autoencoder"], specs["scratch"], specs["finetune"]], fmnist, store, callback=on_event)
     for name, golden in GOLDEN.items():
+        assert digests[specs[name].run_id] == GOLDEN_RNG[name], name
         history = store.manifest(specs[name].run_id)["history"]
         for ours, theirs in zip(history, golden, strict=True):
             for k, v in theirs.items():
-                assert ours[k] == pytest.approx(v, rel=1e-5, abs=1e-7), (name, k)
+                tolerance = {"abs": 0.01} if k.endswith("_acc") else {"rel": 1e-3}
+                assert ours[k] == pytest.approx(v, **tolerance), (name, k, ours[k], v)
 
 
 def test_a_resumed_augmented_run_equals_an_uninterrupted_one(tmp_path, fmnist):

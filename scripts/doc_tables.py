@@ -1,7 +1,9 @@
-"""Fill the README's study tables from the shipped runs, or check that they are current.
+"""Fill the docs' generated tables from the shipped runs, or check that they are current.
 
-    .venv/bin/python scripts/readme_tables.py            # rewrite every table in place
-    .venv/bin/python scripts/readme_tables.py --check    # exit 1 naming the tables that differ
+    .venv/bin/python scripts/doc_tables.py            # rewrite every table in place
+    .venv/bin/python scripts/doc_tables.py --check    # exit 1 naming the tables that differ
+
+The tables live in docs/*.md (and README.md, where one is put there).
 
 Each table sits between `<!-- study table NAME -->` and `<!-- end of table -->` and is exactly the
 output of `python -m fmnist_core study table NAME --markdown` on the shipped checkpoints/. The block
@@ -18,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-README = ROOT / "README.md"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(<!-- (?P<name>study table [\w-]+|results over seeds) -->\n)(?P<body>.*?)(<!-- end of table -->)", re.S)
 
 
@@ -45,7 +47,7 @@ def seeds_markdown() -> str:
 
 
 def filled(text: str) -> tuple[str, list[str]]:
-    """The README with every table refreshed, and the names of the tables that changed."""
+    """The page with every table refreshed, and the names of the tables that changed."""
     changed = []
 
     def fill(match: re.Match) -> str:
@@ -57,19 +59,32 @@ def filled(text: str) -> tuple[str, list[str]]:
     return BLOCK.sub(fill, text), changed
 
 
+def refresh(write: bool) -> list[str]:
+    """'page: table' for every generated table that was not current (rewritten where `write`)."""
+    changed = []
+    for page in PAGES:
+        new, page_changed = filled(page.read_text())
+        changed += [f"{page.relative_to(ROOT)}: {name}" for name in page_changed]
+        if page_changed and write:
+            page.write_text(new)
+    return changed
+
+
+def tables() -> list[str]:
+    """'page: table' for every generated table in the pages."""
+    return [f"{page.relative_to(ROOT)}: {m['name']}" for page in PAGES for m in BLOCK.finditer(page.read_text())]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table is not current")
     args = ap.parse_args()
-    text = README.read_text()
-    new, changed = filled(text)
+    changed = refresh(write=not args.check)
     if args.check:
         if changed:
-            print(f"not current: {', '.join(changed)} (run scripts/readme_tables.py)")
+            print(f"not current: {'; '.join(changed)} (run scripts/doc_tables.py)")
         return 1 if changed else 0
-    if changed:
-        README.write_text(new)
-    print(f"updated: {', '.join(changed) or 'nothing'}")
+    print(f"updated: {'; '.join(changed) or 'nothing'}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Time our training loop against the reference tutorial loop, on the same machine in one run.
 
-`python -m fmnist_core bench` (or `benchmarks/bench_training.py`) measures, per classifier scheme:
+`python -m fmnist_core bench` (or `benchmarks/bench_training.py`, which also writes the result file)
+measures, per classifier scheme:
 
 * the reference loop: torchvision's FashionMNIST with per-sample ToTensor + Normalize, DataLoader
   batches of 100 (shuffled for training), the study's model built from torch's own layers
@@ -40,14 +41,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import kernels
-from .presets import SCHEMES as CLASSIFIERS, reference_specs
-from .spec import RunSpec
-from .data import FILES, _find_file, load_fashion_mnist, split
-from . import train as train_module
-from .models import Encoder, make_model
-from .train import (EVAL_BATCH, _device_name, _prepare, evaluate_split, frozen_features, make_optimizer, resolve_device,
-                    train_one_epoch, tune_cpu_allocator)
+from fmnist_core import kernels
+from fmnist_core.presets import SCHEMES as CLASSIFIERS, reference_specs
+from fmnist_core.spec import RunSpec
+from fmnist_core.data import FILES, _find_file, load_fashion_mnist, split
+from fmnist_core import train as train_module
+from fmnist_core.models import Encoder, make_model
+from fmnist_core.train import (EVAL_BATCH, _device_name, _prepare, evaluate_split, frozen_features, make_optimizer,
+                               resolve_device, train_one_epoch, tune_cpu_allocator)
 
 REFERENCE_BATCH = 100
 WARMUP_BATCHES = 3

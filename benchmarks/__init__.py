@@ -1,0 +1,1 @@
+"""Measurements the docs quote, and the benchmark harness (`harness.py`) behind `python -m fmnist_core bench`."""
