@@ -30,10 +30,13 @@ def main() -> int:
     say(f"reference set: {time.perf_counter() - t0:.0f} s")
     R.similarity_set(store, refs[1:3] + [R.open_run(store, o, data) for o in OTHERS], data, progress=say)
     say(f"2024 and 2025 networks: {time.perf_counter() - t0:.0f} s")
-    for run in [None] + refs + controls + [R.open_run(store, o, data) for o in OTHERS]:
-        R.probes(store, run, data, progress=say)
     for name in ("finetune", "frozen_pretrained"):
         R.drift(store, R.open_run(store, ref[name], data), data)
+    from fmnist_core.analysis.maps import aligned_maps
+    aligned_maps(store, refs, R.split_images(data, "test", 2000)[0], "block3")
+    say(f"maps: {time.perf_counter() - t0:.0f} s")
+    for run in [None] + refs + controls + [R.open_run(store, o, data) for o in OTHERS[1:5:3]]:
+        R.probes(store, run, data, progress=say)
     say(f"all: {time.perf_counter() - t0:.0f} s")
     return 0
 
