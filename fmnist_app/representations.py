@@ -7,6 +7,8 @@ shows why and returns None.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import streamlit as st
 
@@ -21,6 +23,8 @@ __all__ = ["METHODS", "SANITY_NOTE", "chosen_runs", "pair_grids", "probe_rows", 
            "filters", "attribution_maps", "layers_of", "short"]
 
 URL_KEY = "rset"
+# A smaller image set for quick checks (tests): the first N test and N training images. Default: all.
+LIMIT = int(os.environ.get("FMNIST_REPR_IMAGES", "0")) or None
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -93,7 +97,7 @@ def layers_of(run_ids: list[str]) -> dict[str, list[str]]:
 @st.cache_data(show_spinner="Computing CKA between the runs (once per pair of weights; shipped for the reference runs)…",
                max_entries=16)
 def _pair_grids(keys: tuple, run_ids: tuple) -> dict:
-    pairs = R.similarity_set(cache.store(), _runs(list(run_ids)), cache.dataset())
+    pairs = R.similarity_set(cache.store(), _runs(list(run_ids)), cache.dataset(), limit=LIMIT)
     return {f"{a}|{b}": v for (a, b), v in pairs.items()}
 
 
@@ -107,9 +111,10 @@ def pair_grids(run_ids: list[str]) -> dict | None:
 @st.cache_data(show_spinner="Probing every layer (once per run; shipped for the reference runs)…", max_entries=16)
 def _probe_rows(keys: tuple, run_ids: tuple) -> list[dict]:
     store, data = cache.store(), cache.dataset()
-    rows = R.probes(store, None, data)
+    kw = {"n_train": LIMIT, "n_test": LIMIT} if LIMIT else {}
+    rows = R.probes(store, None, data, **kw)
     for run in _runs(list(run_ids)):
-        rows += R.probes(store, run, data)
+        rows += R.probes(store, run, data, **kw)
     return rows
 
 
@@ -122,7 +127,7 @@ def probe_rows(run_ids: list[str]) -> list[dict] | None:
 @st.cache_data(show_spinner="Mapping each run's features with UMAP and aligning the maps…", max_entries=16)
 def _aligned(keys: tuple, run_ids: tuple, layer: str, n: int) -> dict:
     from fmnist_core.analysis.maps import aligned_maps as fit
-    images, _ = R.split_images(cache.dataset(), "test", n)
+    images, _ = R.split_images(cache.dataset(), "test", min(n, LIMIT or n))
     return fit(cache.store(), _runs(list(run_ids)), images, layer)
 
 

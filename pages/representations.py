@@ -35,7 +35,7 @@ def similarity_view(runs: list[str]) -> None:
     if pairs is None:
         return
     grid0 = next(iter(pairs.values()))
-    st.caption(f"Linear CKA on the {grid0['images']:,} test images: {grid0['estimator']}. 1 = the same "
+    st.caption(f"Linear CKA on {grid0['images']:,} test images: {grid0['estimator']}. 1 = the same "
                f"representation up to rotation and scale; `pixels` is the input itself. Spread: {grid0['spread']}.")
     names = [rep.short(r) for r in runs]
     c1, c2 = st.columns(2)
@@ -87,7 +87,7 @@ def probes_view(runs: list[str]) -> None:
         strokeDash=[4, 4], color="gray").encode(y="y:Q", tooltip=["what", alt.Tooltip("y:Q", format=".4f")])
     st.altair_chart((lines + base).properties(title="class information per layer (dashed: raw pixels)", height=340),
                     width="stretch")
-    st.caption("Fitted on 10,000 training-split images, scored on the 10,000 test images; layers wider than 256 "
+    st.caption("Fitted on the first 10,000 training-split images, scored on the test images; layers wider than 256 "
                "values are first reduced by a fixed random projection (the same for every run), so a linear probe's "
                "accuracy is a lower bound of the whole layer's.")
     st.dataframe(df.pivot(index="layer", columns="run", values=metric).reindex(order))
@@ -121,6 +121,7 @@ def maps_view(runs: list[str]) -> None:
     if maps is None:
         return
     _, labels = cache.test_arrays()
+    n = maps["coords"].shape[1]
     st.caption(f"UMAP of each run's `{layer}` features of the first {n:,} test images, each map rotated onto the "
                "first by a Procrustes fit. **Drag a rectangle on any map**: the same images light up in all.")
     st.altair_chart(maps_chart(maps["coords"], labels[:n], [rep.short(r) for r in runs]), key="maps")

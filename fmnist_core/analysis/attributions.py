@@ -64,7 +64,7 @@ def attributions(model: torch.nn.Module, image: np.ndarray, target: int | None =
                                                           target=target, n_steps=32)
         elif method == "Grad-CAM":
             block_end = [m for name, m in layer_modules(model) if name.startswith("block")][-1]
-            cam = attr.LayerGradCam(whole, block_end).attribute(x, target=target, relu_attribute_to_layer_output=False)
+            cam = attr.LayerGradCam(whole, block_end).attribute(x, target=target)
             a = attr.LayerAttribution.interpolate(torch.relu(cam), (28, 28), interpolate_mode="bilinear")
         else:
             raise RepresentationError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")

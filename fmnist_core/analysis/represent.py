@@ -206,8 +206,8 @@ def drift(store: RunStore, run: Run, data: FashionMNIST, limit: int | None = Non
     p_end, p_start = layer_parameters(run.model), layer_parameters(start)
     change = []
     for name in names:
-        num = sum(float((p_end[name][k] - p_start[name][k]).pow(2).sum()) for k in p_end[name])
-        den = sum(float(p_start[name][k].pow(2).sum()) for k in p_start[name])
+        num = sum(float((p_end[name][k] - p_start[name][k]).detach().pow(2).sum()) for k in p_end[name])
+        den = sum(float(p_start[name][k].detach().pow(2).sum()) for k in p_start[name])
         change.append(float(np.sqrt(num / den)) if den else float("nan"))
     images, _ = split_images(data, "test", limit)
 
