@@ -23,10 +23,10 @@ def test_unbiased_hsic_is_the_u_statistic():
     """The closed form equals Song et al.'s U-statistic, summed over distinct index tuples by brute force."""
     rng = _rng()
     x, y = rng.standard_normal((7, 3)), rng.standard_normal((7, 4)) + 0.5 * rng.standard_normal((7, 1))
-    k, l, n = x @ x.T, y @ y.T, 7
-    t1 = np.mean([k[i, j] * l[i, j] for i, j in itertools.permutations(range(n), 2)])
-    t2 = np.mean([k[i, j] * l[q, r] for i, j, q, r in itertools.permutations(range(n), 4)])
-    t3 = np.mean([k[i, j] * l[i, q] for i, j, q in itertools.permutations(range(n), 3)])
+    k, g, n = x @ x.T, y @ y.T, 7
+    t1 = np.mean([k[i, j] * g[i, j] for i, j in itertools.permutations(range(n), 2)])
+    t2 = np.mean([k[i, j] * g[q, r] for i, j, q, r in itertools.permutations(range(n), 4)])
+    t3 = np.mean([k[i, j] * g[i, q] for i, j, q in itertools.permutations(range(n), 3)])
     got = cka.hsic_blocks(cka.grams([x], None), cka.grams([y], None))[0, 0, 0]
     assert got == pytest.approx(t1 + t2 - 2 * t3, rel=1e-10)
 

@@ -1,6 +1,5 @@
 """The Representations page under AppTest, view by view, on the tiny trained store (300 images)."""
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -175,8 +175,8 @@ def probes(store: RunStore, run: Run | None, data: FashionMNIST, n_train: int = 
         return {"layers": np.array(names), "acc": np.array(rows, np.float64).reshape(-1, 2)}
 
     digest = run.digest if run is not None else "pixels"
-    r = cached_arrays(store.cache_path(f"probes-{_key('probes', digest, data.fingerprint, len(train_x), len(test_x), MAX_DIMS)}.npz"),
-                      compute, lambda r: r["acc"].shape == (len(r["layers"]), 2))
+    key = _key("probes", digest, data.fingerprint, len(train_x), len(test_x), MAX_DIMS)
+    r = cached_arrays(store.cache_path(f"probes-{key}.npz"), compute, lambda r: r["acc"].shape == (len(r["layers"]), 2))
     return [{"run": label, "layer": str(name), "knn_accuracy": round(float(acc[0]), 4),
              "linear_probe_accuracy": round(float(acc[1]), 4)} for name, acc in zip(r["layers"], r["acc"])]
 
