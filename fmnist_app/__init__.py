@@ -8,6 +8,7 @@ One module per job; pages import the ones they need and never import torch or fm
 - `picker`: the sidebar's run picker, its choice in session state and the URL;
 - `jobs`: training runs and studies started and stopped as background processes;
 - `images`: small image helpers (mosaics, thumbnails);
+- `compare_views`: the Compare page's charts (gains, curves, factor views, parallel coordinates);
 - `lib`: the library's names the pages use (class names, presets, pure functions).
 """
 from fmnist_app import routing

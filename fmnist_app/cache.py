@@ -266,19 +266,24 @@ def study_named(name: str):
 
 
 @st.cache_data(show_spinner="Reading the study's runs…", max_entries=16)
-def _study_table(name: str, with_predictions: bool, fingerprint: tuple) -> list[dict]:
+def _study_table(name: str, with_predictions: bool, fingerprint: tuple, size: tuple | None) -> tuple[list[dict], list]:
+    from fmnist_core.sizes import size_to_show
     from fmnist_core.study import table
+    study, runs = study_named(name), store()
+    epochs, subset, notes = size_to_show(study, runs) if size is None else (*size, [])
     images, labels = test_arrays() if with_predictions else (None, None)
-    return table(study_named(name), store(), images, labels)
+    return table(study, runs, images, labels, epochs, subset), notes
 
 
-def study_table(name: str) -> list[dict]:
-    """study.table of the study `name` on the store (full size), cached until a run changes. The shirt
-    counts of a study that reports them need the data set; without it those cells stay empty."""
+def study_table(name: str, size: tuple | None = (None, None)) -> tuple[list[dict], list[str]]:
+    """(study.table of the study `name` on the store, notes), cached until a run changes. `size`
+    (epochs, subset): the full size by default; None: the size `study table NAME` shows (the full
+    size, or a quick one where only that has runs), the notes saying which. The shirt counts of a
+    study that reports them need the data set; without it those cells stay empty."""
     from fmnist_core.study import PREDICTION_METRICS
     study = study_named(name)
     needs = any(m in PREDICTION_METRICS for m in study.metrics)
-    return _study_table(name, needs and test_set() is not None, store_fingerprint())
+    return _study_table(name, needs and test_set() is not None, store_fingerprint(), size)
 
 
 @st.cache_data(show_spinner="Reading the runs…", max_entries=4)
@@ -295,6 +300,18 @@ def compare_rows() -> tuple[list[dict], list[str]]:
     return _compare_rows(store_fingerprint())
 
 
+@st.cache_data(show_spinner="Drawing…", max_entries=32)
+def _linked_views(fingerprint: tuple, ids: tuple, selected: tuple, metric: str, colour_by: str, grouped: bool):
+    from fmnist_app.compare_views import linked_views as views
+    return views(compare_rows()[0], run_manifests, ids, selected, metric, colour_by, grouped)
+
+
+def linked_views(ids: tuple, selected: tuple, metric: str, colour_by: str, grouped: bool):
+    """The Compare page's linked views of these runs (compare_views.linked_views), kept per store state
+    and choices: building the Altair spec takes about a second."""
+    return _linked_views(store_fingerprint(), ids, selected, metric, colour_by, grouped)
+
+
 def recipe_result() -> dict:
     """The better recipe (preset recipe-scratch) over seeds 0-2 in the store: mean, std, seeds, run ids."""
     from fmnist_core.study import over_seeds
@@ -305,7 +322,7 @@ def table_one_over_seeds() -> dict[str, dict]:
     """{scheme: {"mean", "std" (None under 2 seeds), "seeds"}}: the 2026 Table I's last-epoch test
     accuracy over the seeds of the study r2026-table1 in the store (test MSE for the autoencoder)."""
     out = {}
-    for row in study_table("r2026-table1"):
+    for row in study_table("r2026-table1")[0]:           # the full size: the published protocol
         key = "final_test_acc" if row["label"] != "autoencoder" else "test_mse"
         out[row["label"]] = {"mean": row["ours"].get(key), "std": row["std"].get(key), "seeds": row["seeds"]}
     return out

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fmnist_app.cache import label, reference_ids, summaries
+from fmnist_app.cache import label, reference_ids, store, summaries
+from fmnist_core import CheckpointError
 from fmnist_core.presets import SCHEMES
 
 
@@ -31,7 +32,8 @@ def chosen_classifiers() -> dict[str, str]:
 def _option_label(s: dict) -> str:
     if "error" in s:
         return f"{s['id']} (damaged)"
-    return (f"{s['id']} · {s['kind']} · {s['status']} {s['epochs_done']}/{s['epochs']} ep."
+    preset = f" · preset {s['preset']}" if s.get("preset") not in (None, s["name"]) else ""   # found by its name
+    return (f"{s['id']}{preset} · {s['kind']} · {s['status']} {s['epochs_done']}/{s['epochs']} ep."
             + ("" if s.get("has_weights", True) else " · history only"))
 
 
@@ -50,6 +52,16 @@ def _no_options(runs: dict[str, dict], kind: str | None) -> str:
     return f"No {what} in the store yet: train some on the Training page."
 
 
+def _resolved(ref: str, runs: dict) -> str:
+    """A link's run: an id, or what the store makes of a preset's name, a prefix or a name (as `--run`)."""
+    if ref in runs:
+        return ref
+    try:
+        return store().resolve(ref)
+    except CheckpointError:
+        return ref
+
+
 def _runs_and_labels(kind: str | None) -> tuple[dict[str, dict], list[str], object]:
     """The store's runs, and the options: every run (kind None: curves), or the runs of `kind` with
     weights (the pages that run a network)."""
@@ -65,6 +77,7 @@ def _pick_one(kind: str | None) -> str:
     what = "an autoencoder run" if kind else "a run"
     asked = st.query_params.get("run")
     if asked is not None and asked != st.session_state.get("_url_run"):     # a link, not our own write
+        asked = _resolved(asked, runs)
         if asked in options:
             st.session_state["_w_run"] = asked
         else:
@@ -94,7 +107,7 @@ def _pick_many() -> list[str]:
     default = [ref[s] for s in SCHEMES if ref[s] in runs] or [ref[s] for s in SCHEMES]  # none: pages say how
     asked = ",".join(st.query_params.get_all("runs"))
     if asked and asked != st.session_state.get("_url_runs"):                 # a link, not our own write
-        ids = [r for r in asked.split(",") if r]
+        ids = [_resolved(r, runs) for r in asked.split(",") if r]
         good, bad = [r for r in ids if r in options], [r for r in ids if r not in options]
         if bad:
             reasons = "; ".join(f"`{r}` is {_not_an_option(runs.get(r), 'a classifier run')}" for r in bad)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .data import DataError
+from .preset_runs import preset_of
 from .presets import SCHEMES
 from .runs import RunStore, TrainingBusy
 from .spec import SpecError
@@ -77,7 +78,9 @@ def specs_from_args(args) -> list:
 def _result_line(m: dict) -> str:
     last = m["history"][-1]
     figure = f"test_acc={last['test_acc']:.4f}" if "test_acc" in last else f"test_mse={last['test_loss']:.5f}"
-    return f"{m['id']}: {len(m['history'])} epochs, {figure}"
+    preset = preset_of(m["spec"])             # a run of the same spec stored under another name
+    return (f"{m['id']}: {len(m['history'])} epochs, {figure}"
+            + (f" (preset {preset})" if preset not in (None, m["name"]) else ""))
 
 
 def cmd_train(args) -> int:
@@ -155,6 +158,7 @@ def cmd_runs(args) -> int:
         figure = (f"test_acc {r['test_accuracy']:.4f}" if r.get("test_accuracy") is not None else
                   f"test_mse {r['test_mse']:.5f}" if r.get("test_mse") is not None else "")
         flags = (" read-only" if r["read_only"] else "") + ("" if r["has_weights"] else " history-only")
+        flags += f" (preset {r['preset']})" if r.get("preset") not in (None, r["name"]) else ""
         print(f"{r['id']:<44} {r['kind']:<11} {r['status']:<9} {r['epochs_done']:>3}/{r['epochs']:<3} {figure}{flags}")
     return 0
 

@@ -37,6 +37,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from .preset_runs import preset_of, runs_of_preset
+from .presets import PRESETS
 from .spec import RunSpec, SpecError
 from .store import CheckpointError, atomic_write, optimizer_to_tensors, sha256_bytes, state_to_bytes
 
@@ -215,11 +217,16 @@ class RunStore:
                     None)
 
     def resolve(self, ref: str) -> str:
-        """A run id from an id, a unique id prefix, or a name; CheckpointError naming the choices."""
+        """A run id from an id; a preset's name (its own run, the preset's spec as is, under any name);
+        a unique id prefix, or a name, or a preset's name with one run; CheckpointError naming the choices."""
         ids = self.run_ids()
         if ref in ids:
             return ref
+        of_preset = runs_of_preset(self, ref)     # its own run first, where the store has it
+        if of_preset and of_preset[0] == self.find(PRESETS[ref].spec):
+            return of_preset[0]
         matches = [i for i in ids if i.startswith(ref) or i.rsplit("-", 1)[0] == ref]
+        matches += [i for i in of_preset if i not in matches]
         if len(matches) == 1:
             return matches[0]
         where = ", ".join(map(str, self.roots))
@@ -254,7 +261,7 @@ class RunStore:
         last = selected_record(m) or {}
         prov = m.get("provenance") or {}
         parent = spec.get("pretrained_from") or (prov.get("started_from") or {}).get("run")
-        out = {"id": run_id, "name": m["name"], "kind": m["kind"],
+        out = {"id": run_id, "name": m["name"], "preset": preset_of(spec), "kind": m["kind"],
                "status": "training" if self.is_training(run_id) else ("complete" if m["complete"] else "partial"),
                "epochs_done": len(m["history"]), "epochs": spec["epochs"],
                "read_only": self.is_read_only(run_id, m), "parent": parent,

@@ -232,9 +232,10 @@ def test_compare_with_a_partial_study_and_a_study_running(with_store, tiny_ids):
         at = run_page("pages/compare.py", study="r2026-table1")
         assert not at.exception, at.exception
         assert sorted(at.dataframe[0].value["run"]) == sorted(tiny_ids.values())
-        own = at.dataframe[1].value                                   # the study's table at full size: no runs yet
+        own = at.dataframe[1].value              # the study's table: no full-size runs, so the quick size run
         assert list(own["trial"]) == ["autoencoder", "finetune", "scratch", "frozen_pretrained", "frozen_random"]
-        assert "ours" not in own.columns and set(own["runs"]) == {"missing"}
+        assert set(own["runs"]) == {"1 of 3 seeds complete"} and set(own["seeds"]) == {1}
+        assert any("quick size `--epochs 2 --subset 1200`" in c.value for c in at.caption)
         trials = at.dataframe[2].value
         assert len(trials) == 15 and (trials["status"] == "complete").sum() == 5
         assert set(trials.loc[trials["seed"] > 0, "status"]) == {"missing"}
