@@ -10,7 +10,9 @@
    reference runs plus its probes, in a store whose cache folder starts empty (the reference runs'
    features are then recomputed too), as a first visit of a newly trained run would.
 
-Timings on a shared machine are noisy: the load average before and after is recorded beside them.
+Timings on a shared machine are noisy: the load average before and after is recorded beside them,
+and each figure's process CPU time (`cpu_s`, all threads together): on an otherwise idle machine the
+wall time of a two-thread computation is between cpu_s / 2 and cpu_s.
 """
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ def cka_grid_seconds(store: RunStore, data) -> dict:
     ref = reference_runs(store)
     a, b = R.open_run(store, ref["scratch"], data), R.open_run(store, ref["finetune"], data)
     images, _ = R.split_images(data, "test")
+    c0 = time.process_time()
     t0 = time.perf_counter()
     fa, fb = R.features(a, images), R.features(b, images)
     t1 = time.perf_counter()
@@ -62,7 +65,8 @@ def cka_grid_seconds(store: RunStore, data) -> dict:
     t2 = time.perf_counter()
     grid = cka.cka_from_grams(ga, gb, bootstrap=R.BOOTSTRAP)
     t3 = time.perf_counter()
-    return {"total_s": round(t3 - t0, 2), "features_s": round(t1 - t0, 2), "grams_s": round(t2 - t1, 2),
+    return {"total_s": round(t3 - t0, 2), "cpu_s": round(time.process_time() - c0, 2),
+            "features_s": round(t1 - t0, 2), "grams_s": round(t2 - t1, 2),
             "grid_s": round(t3 - t2, 2), "layers": [len(fa), len(fb)], "images": len(images),
             "block3_block3": round(float(grid["cka"][3, 3]), 4)}
 
@@ -75,13 +79,15 @@ def page_later_visit_seconds() -> dict:
     t0 = time.perf_counter()
     at.run()
     first = time.perf_counter() - t0
-    later = []
+    later, cpu = [], []
     for _ in range(3):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         at.run()
         later.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     assert not at.exception, at.exception
-    return {"first_visit_s": round(first, 2), "later_visits_s": [round(x, 2) for x in later]}
+    return {"first_visit_s": round(first, 2), "later_visits_s": [round(x, 2) for x in later],
+            "later_visits_cpu_s": [round(x, 2) for x in cpu]}
 
 
 def new_run_seconds(data) -> dict:
@@ -91,13 +97,14 @@ def new_run_seconds(data) -> dict:
         for rid in [*ref.values(), NEW_RUN]:           # the runs, without the shipped cache
             os.symlink(shipped.folder(rid), Path(tmp) / rid)
         store = RunStore(tmp)
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         runs = [R.open_run(store, NEW_RUN, data)] + [R.open_run(store, rid, data) for rid in ref.values()]
         pairs = R.similarity_set(store, runs[:1] + runs[1:], data)
         t1 = time.perf_counter()
         rows = R.probes(store, runs[0], data)
         t2 = time.perf_counter()
-    return {"run": NEW_RUN, "total_s": round(t2 - t0, 2), "similarity_s": round(t1 - t0, 2),
+    return {"run": NEW_RUN, "total_s": round(t2 - t0, 2), "cpu_s": round(time.process_time() - c0, 2),
+            "similarity_s": round(t1 - t0, 2),
             "probes_s": round(t2 - t1, 2), "pairs": len(pairs), "probe_rows": len(rows),
             "note": "the reference runs' Grams computed again too (a fresh cache folder)"}
 

@@ -19,7 +19,7 @@ from fmnist_core.analysis.features import RepresentationError, layer_names
 from fmnist_core.analysis.maps import first_filters, one_input
 from fmnist_core.store import CheckpointError
 
-__all__ = ["METHODS", "SANITY_NOTE", "chosen_runs", "pair_grids", "probe_rows", "aligned_maps", "activations",
+__all__ = ["METHODS", "SANITY_NOTE", "any_runs", "chosen_runs", "pair_grids", "probe_rows", "aligned_maps", "activations",
            "filters", "attribution_maps", "layers_of", "short"]
 
 URL_KEY = "rset"
@@ -68,6 +68,11 @@ def chosen_runs() -> list[str]:
              "The URL keeps the choice.")
     st.session_state["_url_rset"] = st.query_params[URL_KEY] = ",".join(chosen)
     return chosen
+
+
+def any_runs() -> bool:
+    """Whether the store holds any run with weights."""
+    return any("error" not in s and s.get("has_weights", True) for s in cache.summaries())
 
 
 def _keys(run_ids) -> tuple:

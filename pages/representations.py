@@ -191,8 +191,11 @@ def representations() -> None:
     runs = rep.chosen_runs()
     if cache.test_set() is None:
         return
-    if len(runs) < 1:
-        st.info("Choose one or more runs in the sidebar.")
+    if not runs:
+        if not rep.any_runs():
+            cache.missing_models_message("no run with weights in this store")
+        else:
+            st.info("Choose one or more runs in the sidebar.")
         return
     view = st.radio("view", VIEWS, horizontal=True, key="repr_view")
     {VIEWS[0]: similarity_view, VIEWS[1]: probes_view, VIEWS[2]: maps_view, VIEWS[3]: input_view,

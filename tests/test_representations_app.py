@@ -115,3 +115,11 @@ def test_attributions_point_at_the_garment(trained_store, tiny_ids, fmnist):
     assert sal[image > 0].mean() > sal[image == 0].mean()
     with pytest.raises(Exception, match="autoencoder"):
         attributions(trained_store.load_model(tiny_ids["autoencoder"]), image)
+
+
+def test_without_runs_the_page_says_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("FMNIST_CHECKPOINTS", str(tmp_path / "empty"))
+    at = _page()
+    assert not at.exception, at.exception
+    assert any("checkpoints" in w.value and "fmnist_core train" in w.value for w in at.warning), \
+        [w.value for w in at.warning]
