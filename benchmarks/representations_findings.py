@@ -30,6 +30,16 @@ PROBED = ["autoencoder", "scratch", "finetune", "frozen_random", "frozen_pretrai
           "r2024-finetune", "r2025-scratch"]
 
 
+def probe_table(rows: list[dict]) -> str:
+    """Markdown: one row per layer, one column per run, "linear / kNN" in each cell."""
+    names = list(dict.fromkeys(r.get("name", "pixels") for r in rows))
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    cell = {(r.get("name", "pixels"), r["layer"]): f"{r['linear_probe_accuracy']:.3f} / {r['knn_accuracy']:.3f}" for r in rows}
+    lines = ["| layer | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [f"| {layer} | " + " | ".join(cell.get((n, layer), "") for n in names) + " |" for layer in layers]
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/representations-findings.json"))
@@ -53,6 +63,7 @@ def main() -> int:
         for k in PROBED:
             out["probes"] += [{**row, "name": k} for row in R.probes(store, runs[k], data)]
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(probe_table(out["probes"]))
     print(f"{args.out}: {len(out['cka'])} grids, {len(out['probes'])} probe rows", file=sys.stderr)
     return 0
 

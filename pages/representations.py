@@ -1,4 +1,6 @@
 """Representations: what each run's layers learned and how the transfer schemes differ, layer by layer."""
+import warnings
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -101,6 +103,7 @@ def maps_chart(coords: np.ndarray, labels: np.ndarray, names: list[str]) -> alt.
     brush = alt.selection_interval(name="brush", resolve="global")
     color = alt.condition(brush, alt.Color("class:N", sort=list(lib.CLASS_NAMES), scale=alt.Scale(scheme="tableau10")),
                           alt.value("lightgray"))
+    # The same brush on every map; Altair lifts it to the top once (and says so: the intent here).
     charts = [alt.Chart(df, title=name).mark_circle(size=12, opacity=0.8).encode(
         x=alt.X(f"x{i}:Q", axis=None), y=alt.Y(f"y{i}:Q", axis=None), color=color,
         tooltip=["index:Q", "class:N"]).add_params(brush).properties(width=260, height=260)
@@ -124,7 +127,9 @@ def maps_view(runs: list[str]) -> None:
     n = maps["coords"].shape[1]
     st.caption(f"UMAP of each run's `{layer}` features of the first {n:,} test images, each map rotated onto the "
                "first by a Procrustes fit. **Drag a rectangle on any map**: the same images light up in all.")
-    st.altair_chart(maps_chart(maps["coords"], labels[:n], [rep.short(r) for r in runs]), key="maps")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Automatically deduplicated selection parameter")
+        st.altair_chart(maps_chart(maps["coords"], labels[:n], [rep.short(r) for r in runs]), key="maps")
 
 
 def _input_image() -> np.ndarray | None:

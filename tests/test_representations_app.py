@@ -1,4 +1,4 @@
-"""The Representations page under AppTest, view by view, on the tiny trained store (300 images)."""
+"""The Representations page under AppTest, view by view, on the tiny trained store (200 images)."""
 import json
 from pathlib import Path
 
@@ -14,9 +14,9 @@ VIEWS = ["Similarity (CKA)", "Probes", "Aligned maps", "One input", "Attribution
 @pytest.fixture
 def repr_store(trained_store, monkeypatch):
     monkeypatch.setenv("FMNIST_CHECKPOINTS", str(trained_store.root))
-    monkeypatch.setenv("FMNIST_REPR_IMAGES", "300")
+    monkeypatch.setenv("FMNIST_REPR_IMAGES", "200")
     import fmnist_app.representations as rep
-    monkeypatch.setattr(rep, "LIMIT", 300)
+    monkeypatch.setattr(rep, "LIMIT", 200)
     return trained_store
 
 
@@ -61,25 +61,27 @@ def test_a_link_with_a_run_set_and_a_bad_id(repr_store, tiny_ids):
 def test_every_view_renders(repr_store, tiny_ids, view):
     if view == "Attributions":
         pytest.importorskip("captum")
-    at = _page(view)
+    at = _page(view, rset=f"{tiny_ids['scratch']},{tiny_ids['finetune']}")      # two runs: quick
     assert not at.exception, at.exception
     assert not at.error
     if view == "Probes":
         spec = _specs(at)[0]
         assert "raw pixels" in json.dumps(spec)
         table = at.dataframe[0].value
-        assert list(table.index)[:2] == ["block1", "block2"] and "scratch" in table.columns
+        assert list(table.index) == ["block1", "block2", "block3", "hidden1", "logits"]
+        assert list(table.columns) == ["scratch", "finetune"]
     elif view == "Aligned maps":
         spec = _specs(at)[0]
-        assert len(spec["hconcat"]) == 5
+        assert [sub["title"] for sub in spec["hconcat"]] == ["scratch", "finetune"]
         # One brush shared by every map: the selection lives at the top and each map's colour tests it.
         assert [p["name"] for p in spec.get("params", [])] == ["brush"]
         assert all("brush" in json.dumps(sub["encoding"]["color"]) for sub in spec["hconcat"])
     elif view == "One input":
-        captions = [c for img in at.get("imgs") for c in [json.dumps(str(img.proto))]]
-        assert any("first layer" in c for c in captions) and any("block3" in c for c in captions)
+        captions = " ".join(str(img.proto) for img in at.get("image"))
+        assert "first layer's filters" in captions and "block3 (64, 7, 7)" in captions
+        assert "logits (10,)" in captions and "decoder1" not in captions      # the two classifiers of the set
     else:
-        captions = json.dumps([str(img.proto) for img in at.get("imgs")])
+        captions = json.dumps([str(img.proto) for img in at.get("image")])
         assert "Grad-CAM" in captions and "integrated gradients" in captions
         assert any("Adebayo" in c.value for c in at.caption)
 

@@ -245,13 +245,3 @@ def similarity_set(store: RunStore, runs: list[Run], data: FashionMNIST, split_n
         grams.pop(a.digest, None)          # a is not needed again
     return out
 
-
-def runs_at_layer(pairs: dict[tuple[str, str], dict], labels: list[str], layer: str) -> np.ndarray:
-    """The runs x runs CKA at one layer name (NaN where a run has no such layer)."""
-    grid = np.full((len(labels), len(labels)), np.nan)
-    for (a, b), r in pairs.items():
-        if a in labels and b in labels and layer in r["layers_a"] and layer in r["layers_b"]:
-            v = r["cka"][r["layers_a"].index(layer)][r["layers_b"].index(layer)]
-            i, j = labels.index(a), labels.index(b)
-            grid[i, j] = grid[j, i] = np.nan if v is None else v
-    return grid
