@@ -92,7 +92,8 @@ def probes_view(runs: list[str]) -> None:
     st.caption("Fitted on the first 10,000 training-split images, scored on the test images; layers wider than 256 "
                "values are first reduced by a fixed random projection (the same for every run), so a linear probe's "
                "accuracy is a lower bound of the whole layer's.")
-    st.dataframe(df.pivot(index="layer", columns="run", values=metric).reindex(order))
+    st.dataframe(df.pivot(index="layer", columns="run", values=metric).reindex(index=order,
+                                                                             columns=list(dict.fromkeys(df.run))))
 
 
 def maps_chart(coords: np.ndarray, labels: np.ndarray, names: list[str]) -> alt.HConcatChart:
