@@ -10,10 +10,8 @@ every multi-threaded step many times over; the summary warns where it saw one.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,17 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import run_benchmark  # noqa: E402
+from benchmarks.machine import stamp  # noqa: E402
 from fmnist_core.presets import SCHEMES as CLASSIFIERS  # noqa: E402
-
-
-def _commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return (out.stdout.strip() + ("+dirty" if dirty else "")) or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, default=100, help="training batches of 100 timed per loop (default 100)")
     p.add_argument("--models", default="finetune", help=f"comma-separated subset of {','.join(CLASSIFIERS)}")
     p.add_argument("--no-reference", action="store_true", help="time only our loop")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="our loop's arithmetic: fp32, or bf16 autocast (CUDA, or a CPU with bf16 units)")
     p.add_argument("--eval-batch-size", type=int, default=None,
                    help="our evaluation batch (default: TrainConfig.eval_batch_size, what training uses)")
     p.add_argument("--data", default=None, help="folder with the Fashion-MNIST IDX files")
@@ -47,15 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     result = run_benchmark(device=args.device, batches=args.batches, models=tuple(args.models.split(",")),
-                           data_dir=args.data, reference=not args.no_reference,
+                           data_dir=args.data, reference=not args.no_reference, precision=args.precision,
                            progress=lambda msg: print(msg, file=sys.stderr, flush=True),
                            eval_batch_size=args.eval_batch_size)
     result["command"] = "python benchmarks/bench_training.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    result["commit"] = _commit()
-    result["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    result.update(stamp())                    # cpu_model, cpu_count, load_average (after), commit, date
     device_kind = "cpu" if result["device"].startswith("cpu") else "cuda"
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"bench-{device_kind}.json"
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / (
+        f"bench-{device_kind}.json" if args.precision == "fp32" else f"bench-{device_kind}-{args.precision}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(result["summary"])

@@ -44,6 +44,7 @@ from torch import nn
 from fmnist_core import kernels
 from fmnist_core.presets import SCHEMES as CLASSIFIERS, reference_specs
 from fmnist_core.spec import RunSpec
+from fmnist_core.precision import check as check_precision, cpu_bf16_units, cpu_name
 from fmnist_core.data import FILES, _find_file, load_fashion_mnist, split
 from fmnist_core import train as train_module
 from fmnist_core.models import Encoder, make_model
@@ -108,7 +109,8 @@ def _best_gflops(fn, flop: float, device: torch.device, repeats: int) -> float:
     return flop / best / 1e9
 
 
-def matmul_peak(device: torch.device, n: int | None = None, repeats: int = 10) -> dict[str, float]:
+def matmul_peak(device: torch.device, n: int | None = None, repeats: int = 10,
+                dtype: torch.dtype = torch.float32) -> dict[str, float]:
     """Best float32 GFLOP/s of an n x n @ n x n product (2 n^3 FLOPs), two ways.
 
     `mm_gflops`: torch.mm (MKL's sgemm on CPU, cuBLAS on CUDA). `onednn_gflops` (CPU only): a
@@ -119,9 +121,9 @@ def matmul_peak(device: torch.device, n: int | None = None, repeats: int = 10) -
     """
     n = n or (8192 if device.type == "cuda" else 2048)
     g = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(n, n, generator=g).to(device)
-    b = torch.randn(n, n, generator=g).to(device)
-    out = torch.empty(n, n, device=device)
+    a = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
+    b = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
     flop = 2.0 * n ** 3
     result = {"mm_gflops": _best_gflops(lambda: torch.mm(a, b, out=out), flop, device, repeats)}
     if device.type == "cpu" and torch.backends.mkldnn.is_available():
@@ -372,8 +374,12 @@ def _rates(timing: dict, train_pieces: list[int], eval_pieces: list[int], epoch_
 
 def run_benchmark(device: str = "auto", batches: int = 100, models: tuple[str, ...] = ("finetune",),
                   data_dir: str | None = None, reference: bool = True,
-                  progress: Callable[[str], None] | None = None, eval_batch_size: int | None = None) -> dict:
+                  progress: Callable[[str], None] | None = None, eval_batch_size: int | None = None,
+                  precision: str = "fp32") -> dict:
     """Time the reference loop and ours on `batches` training batches per scheme; see the module doc.
+
+    `precision`: our loop's ("bf16": autocast, as a run with that precision trains); the reference
+    loop is always the tutorial's float32, and the peak is then the bf16 matmul's.
 
     `eval_batch_size` overrides our evaluation batch (default: train.EVAL_BATCH, what training uses).
     """
@@ -385,6 +391,7 @@ def run_benchmark(device: str = "auto", batches: int = 100, models: tuple[str, .
     if batches < 1:
         raise ValueError(f"--batches must be at least 1, got {batches}")
     dev = resolve_device(device)
+    check_precision(precision, dev)
     protocol = reference_specs()["scratch"]
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
@@ -410,8 +417,8 @@ def run_benchmark(device: str = "auto", batches: int = 100, models: tuple[str, .
     eval_pieces = [b - a for _, a, b in pieces]
 
     clock_start = _cpu_clock()
-    say(f"measuring the float32 matmul peak on {dev.type}")
-    peak = matmul_peak(dev)
+    say(f"measuring the {'bfloat16' if precision == 'bf16' else 'float32'} matmul peak on {dev.type}")
+    peak = matmul_peak(dev, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
 
     tmp = None
     if reference:
@@ -440,8 +447,9 @@ def run_benchmark(device: str = "auto", batches: int = 100, models: tuple[str, .
         entry = per_model[name]
         scheme_model = _bench_model(name, None, seed=1)
         flops = flops_per_image(scheme_model)
-        say(f"{name}: our loop, {n_train} training + {total_eval} evaluated images")
-        ours = _rates(_time_ours(name, scheme_spec(name), scheme_spec(name), data, batches, PIECE_BATCHES, pieces, eval_bs),
+        say(f"{name}: our loop ({precision}), {n_train} training + {total_eval} evaluated images")
+        ours_spec = scheme_spec(name).replace(precision=precision)
+        ours = _rates(_time_ours(name, ours_spec, ours_spec, data, batches, PIECE_BATCHES, pieces, eval_bs),
                       train_pieces, eval_pieces, epoch_train, epoch_eval)
         entry["ours"] = ours
         r = entry["reference"]
@@ -479,6 +487,7 @@ def run_benchmark(device: str = "auto", batches: int = 100, models: tuple[str, .
         for e in per_model.values() for k in ("reference", "ours") for phase in ("train", "eval"))
     result = {
         "device": _device_name(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "precision": precision, "cpu_model": cpu_name(), "cpu_bf16_units": list(cpu_bf16_units()),
         **{k: round(v, 1) for k, v in peak.items()},
         "batches": batches, "train_images_timed": n_train, "eval_images_timed": total_eval,
         "epoch_train_images": epoch_train, "epoch_eval_images": epoch_eval,
@@ -512,8 +521,10 @@ def _summary(result: dict) -> str:
     peaks = f"torch.mm {result['mm_gflops']:.0f}"
     if "onednn_gflops" in result:
         peaks += f", oneDNN {result['onednn_gflops']:.0f}"
-    lines = [f"device: {result['device']}, torch {result['torch']}, our CPU kernels: {result['cpu_kernels']}",
-             f"float32 matmul peak {result['peak_gflops']:.0f} GFLOP/s ({peaks})",
+    lines = [f"device: {result['device']}, torch {result['torch']}, our CPU kernels: {result['cpu_kernels']}, "
+             f"our precision: {result.get('precision', 'fp32')}",
+             f"{'bfloat16' if result.get('precision') == 'bf16' else 'float32'} matmul peak "
+             f"{result['peak_gflops']:.0f} GFLOP/s ({peaks})",
              f"timed {result['train_images_timed']} training + {result['eval_images_timed']} evaluated images "
              f"per loop, extrapolated to an epoch of {result['epoch_train_images']} + "
              f"{result['epoch_eval_images']}"]

@@ -46,7 +46,13 @@ from fmnist_core import CLASS_NAMES, RunStore, load_fashion_mnist  # noqa: E402
 from fmnist_core.inference import to_model_input  # noqa: E402
 from fmnist_core.presets import reference_runs  # noqa: E402
 from fmnist_core.preprocess import FLAT_LEVEL, ImageInputError, preprocess_bytes  # noqa: E402
+from benchmarks.doodles import KINDS as DOODLES, render_doodle  # noqa: E402
 
+# Kinds added with sketch-robust (docs/drawings.md): `canvas_*`, test garments traced as the app's
+# canvas gives them (white on transparent or black, rotated up to ±15°, smaller, strokes 5-26 px);
+# `doodle_*`, crude prototypes of each class drawn from memory (benchmarks/doodles.py), held out of
+# every training decision. realworld_table.py measures every kind with several classifiers.
+NEW_VARIANTS = ("canvas_outline", "canvas_filled", *DOODLES)
 VARIANTS = ("photo", "outline_light", "outline_dark", "outline_rgba_dark", "outline_rgba_light",
             "filled_light", "filled_dark", "filled_rgba_dark", "filled_rgba_light")
 CANVAS = 280
@@ -88,11 +94,12 @@ def render_photo(img: np.ndarray, rng: np.random.Generator) -> bytes:
     return _encode(arr, "JPEG", quality=75)
 
 
-def _silhouette(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _silhouette(img: np.ndarray, rng: np.random.Generator, rotate: float = 0.0) -> np.ndarray:
     """The garment's shape as a user would draw it: signed distance (px) to its contour on the
-    canvas, positive inside; random size and position, a slight hand-drawn wobble."""
+    canvas, positive inside; random size and position, a slight hand-drawn wobble; turned by up to
+    ±`rotate` degrees (smaller, to fit) where asked."""
     x = img.astype(np.float64) / 255.0
-    side = int(CANVAS * rng.uniform(0.55, 0.9))
+    side = int(CANVAS * (rng.uniform(0.45, 0.72) if rotate else rng.uniform(0.55, 0.9)))
     big = _resize(x, (side, side), Image.BILINEAR)
     mask = big > 0.1
     # What a person traces: the garment's outline, not its texture. Drop specks, fill small holes
@@ -107,9 +114,12 @@ def _silhouette(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if hn:
         hsizes = ndimage.sum(holes, hl, np.arange(1, hn + 1))
         mask = mask | np.isin(hl, 1 + np.flatnonzero(hsizes < 0.02 * side * side))
+    if rotate:
+        mask = ndimage.rotate(mask.astype(np.float64), rng.uniform(-rotate, rotate), reshape=True, order=1) > 0.5
     canvas = np.zeros((CANVAS, CANVAS), bool)
-    top, left = int(rng.integers(0, CANVAS - side + 1)), int(rng.integers(0, CANVAS - side + 1))
-    canvas[top:top + side, left:left + side] = mask
+    h, w = mask.shape
+    top, left = int(rng.integers(0, CANVAS - h + 1)), int(rng.integers(0, CANVAS - w + 1))
+    canvas[top:top + h, left:left + w] = mask
     # Wobble: a smooth random displacement of a few pixels.
     amp = rng.uniform(1.0, 4.0)
     dy = ndimage.gaussian_filter(rng.normal(0, 1, (CANVAS, CANVAS)), 25)
@@ -123,10 +133,11 @@ def _silhouette(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return inside - outside
 
 
-def render_sketch(img: np.ndarray, rng: np.random.Generator, kind: str, polarity: str) -> bytes:
+def render_sketch(img: np.ndarray, rng: np.random.Generator, kind: str, polarity: str, rotate: float = 0.0,
+                  widths: tuple[float, float] = (8, 14)) -> bytes:
     """A canvas drawing (280x280 PNG): kind outline|filled, polarity light|dark|rgba_dark|rgba_light."""
-    sd = _silhouette(img, rng)
-    width = rng.uniform(8, 14)
+    sd = _silhouette(img, rng, rotate)
+    width = rng.uniform(*widths)
     if kind == "filled":
         cover = np.clip(sd + 0.5, 0, 1)                               # anti-aliased silhouette
     else:
@@ -149,9 +160,14 @@ def render_sketch(img: np.ndarray, rng: np.random.Generator, kind: str, polarity
     return _encode(rgba, "PNG")
 
 
-def render(img: np.ndarray, variant: str, rng: np.random.Generator) -> bytes:
+def render(img: np.ndarray, variant: str, rng: np.random.Generator, label: int | None = None) -> bytes:
     if variant == "photo":
         return render_photo(img, rng)
+    if variant.startswith("doodle_"):                  # the class only: nothing traced from `img`
+        return render_doodle(int(label), variant, rng)
+    if variant.startswith("canvas_"):                  # as the app's canvas gives it: white on transparent
+        polarity = "rgba_light" if rng.random() < 0.5 else "light"      # or on black, any stroke width
+        return render_sketch(img, rng, variant.split("_")[1], polarity, rotate=15.0, widths=(5, 26))
     kind, polarity = variant.split("_", 1)
     return render_sketch(img, rng, kind, polarity)
 
@@ -223,7 +239,7 @@ def run(checkpoints: str | None, n: int = 500, seed: int = 0, which: str = "last
     results["silhouette_28"] = _score(classify(model, sil), np.ones(len(idx), bool), labels)
     for variant in variants:
         vid = zlib.crc32(variant.encode())             # a variant's images do not depend on the others
-        blobs = [render(images[k], variant, np.random.default_rng([seed, int(idx[k]), vid]))
+        blobs = [render(images[k], variant, np.random.default_rng([seed, int(idx[k]), vid]), labels[k])
                  for k in range(len(idx))]
         row = {}
         for mode, plain in (("ours", False), ("plain", True)):
@@ -303,9 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--n must be at least 1")
     torch.set_num_threads(1)
     variants = tuple(args.variants.split(","))
-    unknown = set(variants) - set(VARIANTS)
+    unknown = set(variants) - set(VARIANTS + NEW_VARIANTS)
     if unknown:
-        p.error(f"unknown variants {sorted(unknown)}; choose from {','.join(VARIANTS)}")
+        p.error(f"unknown variants {sorted(unknown)}; choose from {','.join(VARIANTS + NEW_VARIANTS)}")
     r = run(args.checkpoints, args.n, args.seed, args.which, variants, keep_samples=8 if args.samples else 0,
             run_ref=args.run)
     samples = r.pop("_samples", None)

@@ -55,6 +55,13 @@ def reference_ids() -> dict[str, str]:
     return reference_runs(store())
 
 
+def input_choice(kind: str):
+    """The classifier chosen for a "drawing" or an "upload" (fmnist_core.inputs.Choice): run id, label, why."""
+    from fmnist_core import inputs
+    table = inputs.benchmark_table()
+    return inputs.for_drawings(store(), table) if kind == "drawing" else inputs.for_uploads(store(), table)
+
+
 def summaries() -> list[dict]:
     """Every run's summary (id, name, kind, status, epochs_done, epochs, ...); damaged ones carry `error`."""
     return store().summaries()

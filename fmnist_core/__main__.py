@@ -40,8 +40,8 @@ def _overrides(args) -> dict[str, object]:
     for text in args.set or []:
         path, value = parse_assignment(text)
         out[path] = value
-    for name in ("epochs", "subset", "seed"):
-        if getattr(args, name) is not None:
+    for name in ("epochs", "subset", "seed", "precision"):
+        if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
     return out
 
@@ -89,8 +89,12 @@ def cmd_train(args) -> int:
     from .data import load_fashion_mnist
     from .train import resolve_device, train_runs
 
+    from .precision import check as check_precision
+
     specs = specs_from_args(args)
     device = resolve_device(args.device)
+    for spec in specs:
+        check_precision(spec.precision, device)   # before the data load: one line, exit 2
     store = RunStore(args.checkpoints)
     store.write_root                              # fails early, naming the folder, where it cannot be written
     data = load_fashion_mnist(args.data).to(device)
@@ -395,7 +399,7 @@ def cmd_bench(args) -> int:
     run_benchmark = benchmark_harness().run_benchmark
 
     result = run_benchmark(device=args.device, batches=args.batches, models=tuple(args.models.split(",")),
-                           data_dir=args.data, reference=not args.no_reference,
+                           data_dir=args.data, reference=not args.no_reference, precision=args.precision,
                            progress=None if args.json else lambda msg: print(msg, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=1) if args.json else result["summary"])
     return 0
@@ -415,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subset", type=int, default=None, help="train on the first N training images only")
     p.add_argument("--seed", type=int, default=None, help="seed of the batch order, dropout and initial weights")
     p.add_argument("--models", default=None, help=f"comma-separated subset of {','.join(MODEL_NAMES)}")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                   help="fp32 (the spec default) or bf16 autocast (CUDA, or a CPU with bf16 units)")
     p.add_argument("--quiet", action="store_true", help="no progress bars; print only the run ids")
     _add_common(p)
     p.set_defaults(func=cmd_train)
@@ -460,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, default=100, help="training batches timed per loop")
     p.add_argument("--models", default="finetune", help=f"comma-separated subset of {','.join(SCHEMES)}")
     p.add_argument("--no-reference", action="store_true", help="time only our loop")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="our loop's arithmetic: fp32, or bf16 autocast (CUDA, or a CPU with bf16 units)")
     _add_common(p)
     p.set_defaults(func=cmd_bench)
 

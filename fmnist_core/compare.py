@@ -94,6 +94,12 @@ def _with_trial(row: dict, memberships: list[dict]) -> dict:
     return row
 
 
+def damaged_row(run_id: str, error: str) -> dict:
+    """The runs table's row of a run whose manifest cannot be read: its id, name and the reason."""
+    return {"id": run_id, "name": run_id.rsplit("-", 1)[0], "kind": None, "status": "damaged", "error": error,
+            "studies": [], "memberships": [], "spec_flat": {}}
+
+
 def in_study(rows: list[dict], study: str) -> list[dict]:
     """The rows of `runs_table` that belong to `study`, as copies named after its trial and carrying its
     published figure: a run shared by two studies reads as the trial of the study being looked at."""
@@ -108,13 +114,15 @@ def runs_table(store, studies=(), run_ids: list[str] | None = None,
     Each row keeps its whole flattened spec in `spec_flat`, so that the factors of any subset of the
     rows can be found again (`varying`).
     """
+    from .store import CheckpointError
     index = study_index(store, studies, sizes)
     rows, specs = [], []
     for rid in run_ids if run_ids is not None else store.run_ids():
         try:
             m = store.manifest(rid)
-            summary = store.summary(rid)
-        except Exception:                        # a damaged run is listed by `runs`, not compared
+            summary = store.summary(rid) if m is not None else None
+        except CheckpointError as e:             # listed as damaged, with the reason; not compared
+            rows.append(damaged_row(rid, str(e)))
             continue
         if m is None:
             continue
@@ -124,6 +132,8 @@ def runs_table(store, studies=(), run_ids: list[str] | None = None,
         rows.append(row)
     factors = spec_factors(specs)
     for row in rows:
+        if row["status"] == "damaged":
+            continue
         flat = row["spec_flat"] = row.pop("_flat")
         for f in factors:
             row[f] = factor_text(f, flat.get(f))

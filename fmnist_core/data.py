@@ -135,18 +135,7 @@ def _load_dir(folder: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _try_torchvision_download(root: Path) -> Path | None:
-    """Let torchvision fetch the files where a network exists; None where it cannot."""
-    try:
-        from torchvision.datasets import FashionMNIST as TVFashionMNIST
-        TVFashionMNIST(str(root), train=True, download=True)
-        TVFashionMNIST(str(root), train=False, download=True)
-        return root / "FashionMNIST" / "raw"
-    except Exception:
-        return None
-
-
-def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool = False) -> FashionMNIST:
+def load_fashion_mnist(data_dir: str | os.PathLike | None = None) -> FashionMNIST:
     """Load the four IDX files from the first folder that holds them all (see `candidate_dirs`).
 
     Raises DataError naming every folder tried and how to get the data.
@@ -162,12 +151,6 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool
             tried.append(f"{folder} (no {e.args[0]}[.gz])")
             continue
         return _to_dataset(arrays, folder)
-    if download:
-        root = Path(os.environ.get("TORCHVISION_DATA", Path.home() / ".cache" / "fmnist"))
-        folder = _try_torchvision_download(root)
-        if folder is not None:
-            return _to_dataset(_load_dir(folder), folder)
-        tried.append(f"torchvision download into {root} (failed: no network?)")
     explicit = data_dir or os.environ.get(ENV_VAR)
     if explicit:
         named = "--data" if data_dir else f"${ENV_VAR}"
@@ -223,8 +206,3 @@ def scale(images_u8: torch.Tensor, pixel_range: str = "signed") -> torch.Tensor:
     normalisation) or [0, 1] ("unit")."""
     x = images_u8.unsqueeze(1).float().div_(255.0)
     return x.sub_(PIXEL_MEAN).div_(PIXEL_STD) if pixel_range == "signed" else x
-
-
-def unscale(images: torch.Tensor, pixel_range: str = "signed") -> torch.Tensor:
-    """Model-scale floats -> [0, 1], for display."""
-    return (images * PIXEL_STD + PIXEL_MEAN).clamp(0, 1) if pixel_range == "signed" else images.clamp(0, 1)

@@ -153,15 +153,27 @@ def _ranges(total: int, align: int = 1) -> list[tuple[int, int]]:
     return [(a, min(a + step, total)) for a in range(0, total, step)]
 
 
+_pool_lock = threading.Lock()
+
+
+def _worker_pool() -> ThreadPoolExecutor:
+    """The one pool of the process, made on first use (its threads start as work arrives). It holds a
+    thread per core but the caller's: ranges beyond that wait their turn, which changes no result."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1),
+                                       thread_name_prefix="fmnist-kernels")
+        return _pool
+
+
 def _parallel(fn, ranges: list[tuple[int, int]], args: list[tuple]) -> None:
     """fn(*args[k], start, stop) for each range k, in parallel: ctypes releases the GIL during a call."""
-    global _pool
     if len(ranges) == 1:
         fn(*args[0], *ranges[0])
         return
-    if _pool is None or _pool._max_workers < len(ranges):
-        _pool = ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="fmnist-kernels")
-    futures = [_pool.submit(fn, *a, lo, hi) for a, (lo, hi) in zip(args[1:], ranges[1:])]
+    pool = _worker_pool()
+    futures = [pool.submit(fn, *a, lo, hi) for a, (lo, hi) in zip(args[1:], ranges[1:])]
     fn(*args[0], *ranges[0])
     for f in futures:
         f.result()

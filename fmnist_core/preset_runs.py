@@ -5,7 +5,7 @@ another way keeps the name it was trained under: the shipped runs of the better 
 by the study `beyond-recipe` as `reference-scratch` with the recipe's fields set, so their ids say
 `reference-scratch-…`, and shipped runs are never renamed. Their spec says what they are: a run *is*
 preset P when its spec is P's spec up to the fields a preset leaves to the run (`FREE`: its seed, its
-size, the autoencoder run it starts from, its name). The hash in a run's id covers its whole spec
+size, its arithmetic precision, the autoencoder run it starts from, its name). The hash in a run's id covers its whole spec
 but the name, so the preset's own run (its spec as is) is found under any name by `RunStore.find`.
 """
 from __future__ import annotations
@@ -13,10 +13,11 @@ from __future__ import annotations
 import functools
 import json
 
+from .store import CheckpointError
 from .presets import PRESETS
 from .spec import RunSpec, SpecError, _build
 
-FREE = ("name", "seed", "epochs", "subset", "pretrained_from")
+FREE = ("name", "seed", "epochs", "subset", "precision", "pretrained_from")
 
 
 def _key(spec: RunSpec) -> str:
@@ -61,7 +62,7 @@ def runs_of_preset(store, name: str) -> list[str]:
             continue
         try:
             m = store.manifest(rid)
-        except Exception:            # a damaged manifest is reported where the run is opened
+        except CheckpointError:      # a damaged manifest is reported where the run is opened
             continue
         if m is not None and preset_of(m["spec"]) == name:
             out.append(rid)

@@ -15,13 +15,6 @@ from .store import atomic_write
 FILENAME = "progress.json"
 
 
-def read_progress(folder: str | os.PathLike) -> dict | None:
-    try:
-        return json.loads((Path(folder) / FILENAME).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 class ProgressFile:
     def __init__(self, folder: str | os.PathLike):
         self.path = Path(folder) / FILENAME

@@ -281,7 +281,7 @@ class RunStore:
             try:
                 out.append(self.summary(rid))
             except CheckpointError as e:
-                out.append({"id": rid, "error": str(e)})
+                out.append({"id": rid, "status": "damaged", "error": str(e)})
         return out
 
     # ---- reading weights -----------------------------------------------------------------

@@ -91,6 +91,8 @@ class OptimizerSpec:
 
 
 SCHEDULES = ("constant", "cosine", "onecycle")
+# Arithmetic of training and evaluation: float32, or bfloat16 autocast (CUDA, and CPUs with bf16 units).
+PRECISIONS = ("fp32", "bf16")
 SELECTIONS = ("last", "best")
 
 
@@ -103,6 +105,11 @@ class RecipeSpec:
     schedule: str = "constant"         # learning rate per step: constant, cosine or onecycle
     warmup_epochs: float = 0.0         # linear warm-up from 0 (cosine); onecycle rises over 30% of training
     select: str = "last"               # which epoch's weights the run's results report: last or best (validation)
+    # Drawn-style images (fmnist_core/drawn.py): each epoch this share of the training images is
+    # replaced by drawings of themselves (silhouettes, outlines, a hand's rotation and wobble).
+    drawn: float = 0.0
+    drawn_outline: float = 0.3         # the share of those drawings that are outlines, not filled shapes
+    drawn_rotate: float = 15.0         # their largest rotation, in degrees
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,7 @@ class RunSpec:
     split_seed: int = 0                # which images are held out: fixed, so seeds share a validation set
     subset: int | None = None          # train on the first N training images only (quick runs)
     recipe: RecipeSpec = field(default_factory=RecipeSpec)
+    precision: str = "fp32"            # "bf16": autocast to bfloat16 (see fmnist_core/precision.py)
 
     # ---- dict form ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -197,12 +205,16 @@ class RunSpec:
         need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         need(self.val_size >= 1, f"val_size must be >= 1, got {self.val_size}")
         need(self.subset is None or self.subset >= 12, f"subset must be at least 12 images, got {self.subset}")
+        need(self.precision in PRECISIONS, f"precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         r = self.recipe
         need(0 <= r.translate <= 8, f"recipe.translate must be 0..8 pixels, got {r.translate}")
         need(0 <= r.label_smoothing < 1, f"recipe.label_smoothing must be in [0, 1), got {r.label_smoothing}")
         need(r.schedule in SCHEDULES, f"recipe.schedule: {r.schedule!r} is not one of {', '.join(SCHEDULES)}")
         need(0 <= r.warmup_epochs <= self.epochs, f"recipe.warmup_epochs must be in [0, epochs], got {r.warmup_epochs}")
         need(r.select in SELECTIONS, f"recipe.select: {r.select!r} is not one of {', '.join(SELECTIONS)}")
+        need(0 <= r.drawn <= 1, f"recipe.drawn must be a share in [0, 1], got {r.drawn}")
+        need(0 <= r.drawn_outline <= 1, f"recipe.drawn_outline must be a share in [0, 1], got {r.drawn_outline}")
+        need(0 <= r.drawn_rotate <= 45, f"recipe.drawn_rotate must be 0..45 degrees, got {r.drawn_rotate}")
         if self.kind == "classifier":
             need(self.init == "random" or self.pretrained_from is not None,
                  "init = 'pretrained' needs pretrained_from: the id of an autoencoder run")
@@ -291,6 +303,7 @@ ALIASES = {
     "n": "encoder.bottleneck", "output": "decoder.output", "hidden": "head.hidden",
     "translate": "recipe.translate", "hflip": "recipe.hflip", "label_smoothing": "recipe.label_smoothing",
     "schedule": "recipe.schedule", "warmup_epochs": "recipe.warmup_epochs", "select": "recipe.select",
+    "drawn": "recipe.drawn",
 }
 
 

@@ -24,8 +24,11 @@ import torch
 import torch.nn.functional as F
 from filelock import Timeout
 
+from . import cudagraph
 from .data import FashionMNIST, Split, scale, split
+from .drawn import drawn_epoch
 from .models import Autoencoder, Classifier, make_model
+from .precision import autocast, check as check_precision
 from .progress import ProgressFile
 from .recipe import augment, augments, lr_factor
 from .runs import RunStore, TrainingBusy
@@ -33,6 +36,7 @@ from .spec import OptimizerSpec, RecipeSpec, RunSpec
 from .store import CheckpointError, optimizer_from_tensors
 
 Callback = Callable[[dict], None]
+SEED_LOCK = cudagraph.CAPTURE_LOCK              # runs trained in threads (gpu.py) seed one at a time
 EVAL_BATCH = 1000                               # evaluation only; does not change results
 SNAPSHOT_EPOCHS = (1, 2, 5, 10, 20, 50)         # autoencoder weights kept for the app (and the last)
 
@@ -102,6 +106,9 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
     the wrong elements (tests/test_train checks a resumed run against an uninterrupted one).
     """
     optimizer.load_state_dict(state)
+    for group in optimizer.param_groups:
+        if group.get("capturable"):
+            group["capturable"] = False               # a CUDA-graphed run's state; cudagraph sets it again
     for param, param_state in optimizer.state.items():
         for key, value in param_state.items():
             if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
@@ -118,6 +125,11 @@ def _ranges(model: torch.nn.Module) -> tuple[str, str]:
     return (spec.input_range, spec.target_range) if spec is not None else ("signed", "signed")
 
 
+def _precision(model: torch.nn.Module) -> str:
+    """The precision of a model built from a spec ("fp32" for any other)."""
+    return getattr(getattr(model, "spec", None), "precision", "fp32")
+
+
 @torch.inference_mode()
 def frozen_features(model: Classifier, x_u8: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """Eval-mode outputs (N, 3136) of a frozen encoder, flattened as the head takes them.
@@ -128,8 +140,9 @@ def frozen_features(model: Classifier, x_u8: torch.Tensor, batch_size: int = EVA
     """
     was_training = model.training
     model.eval()
-    out = torch.cat([model.encoder(_batch(x_u8[i:i + batch_size], _ranges(model)[0])).flatten(1)
-                     for i in range(0, len(x_u8), batch_size)])
+    with autocast(_precision(model), x_u8.device):
+        out = torch.cat([model.encoder(_batch(x_u8[i:i + batch_size], _ranges(model)[0])).flatten(1)
+                         for i in range(0, len(x_u8), batch_size)])
     model.train(was_training)
     return out
 
@@ -147,12 +160,16 @@ def evaluate_split(model: torch.nn.Module, x_u8: torch.Tensor, y: torch.Tensor |
     correct = torch.zeros((), device=x_u8.device, dtype=torch.int64)
     is_ae = isinstance(model, Autoencoder)
     in_range, target_range = _ranges(model)
+    precision = _precision(model)
     for i in range(0, len(x_u8), batch_size):
-        if features is not None:
-            out = model.head(features[i:i + batch_size])
-        else:
-            xb = _batch(x_u8[i:i + batch_size], in_range)
-            out = model(xb)
+        with autocast(precision, x_u8.device):
+            if features is not None:
+                out = model.head(features[i:i + batch_size])
+            else:
+                xb = _batch(x_u8[i:i + batch_size], in_range)
+                out = model(xb)
+        if precision != "fp32":
+            out = out.float()                         # losses and their sums in float32
         if is_ae:
             target = xb if target_range == in_range else _batch(x_u8[i:i + batch_size], target_range)
             # MSE per pixel, averaged over images: the same number nn.MSELoss gives per batch.
@@ -176,28 +193,43 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x_u8: torch.Tensor,
                     y: torch.Tensor | None, batch_size: int, seed: int, epoch: int,
                     on_batch: Callable[[int, int], None] | None = None, *,
-                    recipe: RecipeSpec | None = None, epochs: int = 1, base_lr: float | None = None) -> float:
+                    recipe: RecipeSpec | None = None, epochs: int = 1, base_lr: float | None = None,
+                    graphed: "cudagraph.GraphedSteps | None" = None) -> float:
     """One pass over the training tensors in a seeded random order; returns the mean training loss.
 
-    `recipe` (off by default): augmentation of each batch, label smoothing, and the learning rate
-    per step from `base_lr` by the schedule over `epochs` epochs (epoch counts from 1).
+    `recipe` (off by default): drawn-style images for a share of the epoch, augmentation of each
+    batch, label smoothing, and the learning rate per step from `base_lr` by the schedule over
+    `epochs` epochs (epoch counts from 1). `graphed`: the run's CUDA-graphed steps (cudagraph.py),
+    which then run the epoch's batches (only for recipes they can carry: cudagraph.why_not).
     """
-    torch.manual_seed(_epoch_seed(seed, epoch))       # dropout masks: repeatable and resumable
+    with SEED_LOCK:
+        torch.manual_seed(_epoch_seed(seed, epoch))   # dropout masks: repeatable and resumable
     order = torch.randperm(len(x_u8), generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch)))
     order = order.to(x_u8.device)
+    if graphed is not None:
+        return graphed.epoch(order, on_batch)
     aug_gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch) + 7_919) if augments(recipe) else None
+    if recipe is not None and recipe.drawn > 0:       # this epoch's share of drawings, drawn at once
+        x_u8 = drawn_epoch(x_u8, recipe.drawn, recipe.drawn_outline, recipe.drawn_rotate,
+                           torch.Generator().manual_seed(_epoch_seed(seed, epoch) + 15_485))
     smoothing = recipe.label_smoothing if recipe is not None else 0.0
     scheduled = recipe is not None and recipe.schedule != "constant" and base_lr is not None
     model.train()
     is_ae = isinstance(model, Autoencoder)
     in_range, target_range = _ranges(model)
+    precision = _precision(model)
     running = torch.zeros((), device=x_u8.device)
     n_batches = (len(order) + batch_size - 1) // batch_size
     for b in range(n_batches):
         idx = order[b * batch_size:(b + 1) * batch_size]
         images = x_u8[idx] if aug_gen is None else augment(x_u8[idx], recipe, aug_gen)
         xb = _batch(images, in_range)
-        out = model(xb)
+        if precision == "fp32":
+            out = model(xb)
+        else:
+            with autocast(precision, x_u8.device):
+                out = model(xb)
+            out = out.float()                         # the loss in float32
         if is_ae:
             loss = F.mse_loss(out, xb if target_range == in_range else _batch(images, target_range))
         else:
@@ -353,8 +385,11 @@ def _train_locked(spec, data, store, device, emit, command, splits, progress, sn
         else:
             reason = "new run"
 
-    torch.manual_seed(spec.seed + spec.init_seed_offset)
-    model = _prepare(make_model(spec, pretrained), device)
+    check_precision(spec.precision, device)
+    with SEED_LOCK:                              # runs trained in threads (gpu.py) each get their own seed
+        torch.manual_seed(spec.seed + spec.init_seed_offset)
+        model = make_model(spec, pretrained)
+    model = _prepare(model, device)
     if device.type == "cpu":
         tune_cpu_allocator()
     optimizer = make_optimizer(model, spec.optimizer)
@@ -385,6 +420,10 @@ def _train_locked(spec, data, store, device, emit, command, splits, progress, sn
         features = {k: frozen_features(model, x) for k, (x, _) in eval_sets.items()}
         wall_this_run += time.perf_counter() - t0
     n_eval = sum(len(x) for x, _ in eval_sets.values())
+    graphed = None
+    if device.type == "cuda" and cudagraph.why_not(model, optimizer, spec.recipe, device) is None:
+        graphed = cudagraph.GraphedSteps(model, optimizer, x_train, y_train, spec.batch_size, spec.input_range,
+                                         spec.target_range, is_ae, spec.recipe.label_smoothing, spec.precision)
     for epoch in range(start_epoch, spec.epochs + 1):
         t0 = time.perf_counter()
 
@@ -394,7 +433,7 @@ def _train_locked(spec, data, store, device, emit, command, splits, progress, sn
             emit(event)
         running = train_one_epoch(model, optimizer, x_train, y_train, spec.batch_size, spec.seed, epoch,
                                   on_batch=on_batch, recipe=spec.recipe, epochs=spec.epochs,
-                                  base_lr=spec.optimizer.lr)
+                                  base_lr=spec.optimizer.lr, graphed=graphed)
         t1 = time.perf_counter()
         tr, va, te = (evaluate_split(model, x, y, EVAL_BATCH, features[k]) for k, (x, y) in eval_sets.items())
         t2 = time.perf_counter()

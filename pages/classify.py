@@ -57,17 +57,36 @@ def probabilities_chart(probs: dict) -> alt.Chart:
         tooltip=["model", "class", alt.Tooltip("probability:Q", format=".3f")]).properties(width=150, height=220)
 
 
+def chosen_for_input(drawn: bool, sidebar: dict[str, str]) -> dict[str, str]:
+    """The classifier chosen for this kind of input first (stated on the page), the sidebar's choice
+    one click away; the sidebar's choice alone where the chosen run is not in the store."""
+    choice = cache.input_choice("drawing" if drawn else "upload")
+    if choice.run_id is None:
+        st.info(f"{choice.missing} Showing the classifiers chosen in the sidebar.")
+        return sidebar
+    other = cache.input_choice("upload" if drawn else "drawing").label or "the sidebar's choice"
+    st.caption(f"{'Drawings' if drawn else 'Uploads'} are read by **{choice.label}** (`{choice.run_id}`): "
+               f"{choice.why}. {'Uploads' if drawn else 'Drawings'} go to `{other}`.")
+    runs = {choice.label: choice.run_id}
+    if st.toggle("compare with the classifiers chosen in the sidebar (the reference four by default)",
+                 key="compare_sidebar"):
+        runs.update({k: r for k, r in sidebar.items() if r != choice.run_id})
+    return runs
+
+
 def classify() -> None:
     st.title("Classify your own garment")
     st.caption("Draw a garment (light on dark, like the data set; an outline is filled in) or upload a photo. "
                "The image is brought to Fashion-MNIST's form — polarity, background, crop, 28×28 — and given "
-               "to the classifier runs chosen in the sidebar (the reference four by default).")
-    runs = picker.chosen_classifiers()
+               "to the classifier chosen for that kind of input: `sketch-robust`, trained on drawings, for the "
+               "canvas; the best on product photos for uploads. The runs chosen in the sidebar are one click away.")
+    sidebar = picker.chosen_classifiers()
     ae = cache.reference_ids()["autoencoder"]
     source = input_ui()
     if source is None:
         st.info("Draw something or upload an image to classify it.")
         return
+    runs = chosen_for_input(not isinstance(source[1], bytes), sidebar)
     if not runs:
         st.info("Choose one or more classifier runs in the sidebar.")
         return
@@ -82,7 +101,7 @@ def classify() -> None:
     for col, (step, img) in zip(cols, pre.steps):
         col.image(np.clip(img, 0, 1), caption=step, width=120 if step != "input" else 140, clamp=True)
     probs = predictor.predict_proba(pre.input[None])
-    st.subheader("Four classifiers" if len(probs) == 4 else f"{len(probs)} classifiers")
+    st.subheader({1: "One classifier", 4: "Four classifiers"}.get(len(probs), f"{len(probs)} classifiers"))
     verdicts = st.columns(len(probs))
     for col, (m, p) in zip(verdicts, probs.items()):
         col.metric(m, lib.CLASS_NAMES[int(p[0].argmax())], f"{p[0].max():.0%}", delta_color="off")

@@ -225,6 +225,10 @@ def compare() -> None:
         cache.missing_models_message("the store has no runs to compare yet.")
         study_ui(studies)
         return
+    damaged = [r for r in rows if r["status"] == "damaged"]
+    if damaged:
+        st.warning(f"{len(damaged)} run(s) could not be read and are not compared: "
+                   + "; ".join(f"{r['id']}: {r['error']}" for r in damaged))
     study, kinds, statuses, grouped = filters_ui(studies)
     shown = [r for r in (rows if study == ALL_RUNS else lib.in_study(rows, study))
              if r["kind"] in kinds and r["status"] in statuses]

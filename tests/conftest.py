@@ -49,3 +49,16 @@ def trained_store(tmp_path_factory, fmnist):
 def tiny_ids() -> dict[str, str]:
     """{"autoencoder": run id, "scratch": run id, ...} of `trained_store`."""
     return {name: spec.run_id for name, spec in tiny_specs().items()}
+
+
+@pytest.fixture(scope="session")
+def sketch_store(tmp_path_factory, trained_store, fmnist):
+    """`trained_store` plus a tiny `sketch-robust` run (1 epoch on 1,200 images), in a store of its own."""
+    import shutil
+    from fmnist_core.presets import specs_for
+    from fmnist_core.train import train_run
+    root = tmp_path_factory.mktemp("sketch") / "store"
+    shutil.copytree(trained_store.root, root)
+    store = RunStore(root)
+    train_run(specs_for("sketch-robust", {"epochs": 1, "subset": 1200})[-1], fmnist, store)
+    return store

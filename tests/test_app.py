@@ -66,7 +66,8 @@ def test_overview_shows_reference_results_and_all_runs(with_store, tiny_ids):
     assert list(table.index) == ["scratch", "finetune", "frozen_random", "frozen_pretrained"]
     assert table.loc["finetune", "epochs"] == "2/2"
     assert table.loc["finetune", "run"] == tiny_ids["finetune"]
-    assert 0 < table.loc["finetune", "test acc (last)"] <= 1
+    recorded = with_store.manifest(tiny_ids["finetune"])["history"][-1]["test_acc"]
+    assert table.loc["finetune", "test acc (last)"] == pytest.approx(recorded)
     assert table.loc["finetune", "test acc over seeds"] == "—"     # the study's full-size runs are not here
     assert sorted(at.dataframe[1].value.index) == sorted(tiny_ids.values())
 
@@ -78,13 +79,11 @@ def test_overview_of_the_shipped_store_shows_the_better_recipe_and_which_runs_ar
     assert not at.exception, at.exception
     assert any("recipe-scratch" in c.value and "over 3 seeds" in c.value for c in at.caption)
     from fmnist_core import RunStore
-    from fmnist_core.study import load_study, table
-    study = {r["label"]: r for r in table(load_study("r2026-table1"), RunStore(DEFAULT_DIR))}
+    from shipped_expected import mean_std, seed_values
     reference = at.dataframe[0].value
     for scheme in ("scratch", "frozen_random"):        # seeds 1 and 2 ship as history: their spread shows
-        row = study[scheme]
-        assert reference.loc[scheme, "test acc over seeds"] == (
-            f"{row['ours']['final_test_acc']:.4f} ± {row['std']['final_test_acc']:.4f} ({row['seeds']} seeds)")
+        mean, std = mean_std(seed_values(RunStore(DEFAULT_DIR), "r2026-table1", scheme))   # from the manifests
+        assert reference.loc[scheme, "test acc over seeds"] == f"{mean:.4f} ± {std:.4f} (3 seeds)"
     runs = at.dataframe[1].value
     assert {"yes", "history only"} == set(runs["weights"])
     assert runs.loc["reference-scratch-ebb8b6d8f8", "weights"] == "yes"
@@ -193,27 +192,31 @@ def test_compare_over_the_shipped_runs_shows_factors_results_and_published_value
     table = at.dataframe[0].value
     assert {"init", "frozen", "final", "best", "best epoch", "gap", "published"} <= set(table.columns)
     assert "optimizer.lr" not in table.columns                       # only what varies is a column
-    ft = table[table["trial"] == "r2026-table1: finetune"]
-    ft = (ft[ft["seed"] == 0] if "seed" in table.columns else ft).iloc[0]
-    assert ft["published"] == 0.9276 and 0.9 < ft["best"] <= 1 and 1 <= ft["best epoch"] <= 50
+    assert len(table) == 15 and "seed" in table.columns                # Table I: 5 runs at 3 seeds
+    ft = table[(table["trial"] == "r2026-table1: finetune") & (table["seed"] == 0)].iloc[0]
+    from fmnist_core import RunStore
+    store = RunStore(DEFAULT_DIR)
+    h = store.manifest(ft["run"])["history"]
+    best = max(h, key=lambda r: r["val_acc"])
+    assert ft["published"] == 0.9276 and (ft["best"], ft["best epoch"]) == (best["val_acc"], best["epoch"])
+    assert ft["final"] == h[-1]["val_acc"]
     assert len(charts(at)) == 1                                      # curves, factor views, parallel coords
     spec = json.loads(charts(at)[0].proto.spec)
     params = [p["name"] for p in spec["params"]]                     # Altair lifts them to the top
-    varying = 2 + ("seed" in table.columns)                          # init, frozen (and seed): one view each
-    assert sorted(params) == [f"brush_f{i}" for i in range(varying)]
-    from fmnist_core import RunStore
-    from fmnist_core.study import load_study, table as study_table
-    ours = {r["label"]: r for r in study_table(load_study("r2026-table1"), RunStore(DEFAULT_DIR))}
+    assert sorted(params) == ["brush_f0", "brush_f1", "brush_f2"]   # init, frozen, seed: one view each
+    from scipy import stats
+    from shipped_expected import mean_std, seed_values
     own = at.dataframe[1].value.set_index("trial")                   # the study's table, at final_test_acc
-    assert own.loc["finetune", "published"] == 0.9276 and own.loc["finetune", "ours"] == \
-        pytest.approx(ours["finetune"]["ours"]["final_test_acc"])
-    assert own.loc["scratch", "seeds"] == ours["scratch"]["seeds"]
-    if ours["scratch"]["seeds"] > 1:
-        assert own.loc["scratch", "beyond the noise"] == ("yes" if ours["scratch"]["beyond_noise"]["final_test_acc"] else "no")
-    trials = at.dataframe[2].value                                   # Table I at 3 seeds: seed 0 shipped
-    assert len(trials) == 15 and set(trials.loc[trials["seed"] == 0, "status"]) == {"complete"}
-    done = len(table) - (table["kind"] == "autoencoder").sum() if "kind" in table.columns else len(table)
-    assert any(re.search(rf"\b{done} of {done} classifier runs drawn", c.value) for c in at.caption), \
+    ft_mean, _ = mean_std(seed_values(store, "r2026-table1", "finetune"))     # from the manifests
+    assert own.loc["finetune", "published"] == 0.9276 and own.loc["finetune", "ours"] == pytest.approx(ft_mean)
+    assert own.loc["scratch", "seeds"] == 3
+    # Beyond the noise: (mean of 3) - (one published run), t-test on 2 degrees (an independent reckoning).
+    mean, std = mean_std(seed_values(store, "r2026-table1", "scratch"))
+    p = 2 * stats.t.sf(abs(mean - own.loc["scratch", "published"]) / (std * (1 + 1 / 3) ** 0.5), 2)
+    assert own.loc["scratch", "beyond the noise"] == ("yes" if p < 0.05 else "no")
+    trials = at.dataframe[2].value                                   # Table I at 3 seeds, all shipped
+    assert len(trials) == 15 and set(trials["status"]) == {"complete"}
+    assert any(re.search(r"\b12 of 12 classifier runs drawn", c.value) for c in at.caption), \
         [c.value for c in at.caption]
 
 
@@ -248,26 +251,31 @@ def test_compare_with_a_partial_study_and_a_study_running(with_store, tiny_ids):
     assert any(b.label == "Start the study" for b in at.button)
 
 
-@pytest.mark.parametrize("runs,limit_s", [(None, 2.0), (200, 3.0)])
-def test_compare_renders_fast_after_its_first_visit(tmp_path, monkeypatch, runs, limit_s):
-    import time
+@pytest.mark.parametrize("runs", [None, 200])
+def test_compare_reads_the_runs_once_and_lists_every_one(tmp_path, monkeypatch, runs):
+    """Later visits reuse the table read on the first one (the page's speed is measured, with its
+    result file, by benchmarks/compare_page.py)."""
     from benchmarks.compare_page import synthetic_store
+    from fmnist_core import compare
     from fmnist_core.runs import DEFAULT_DIR
-    root = DEFAULT_DIR
+    from shipped_expected import shipped_ids
+    root, ids = DEFAULT_DIR, shipped_ids()
     if runs:
         root = tmp_path / "many"
-        synthetic_store(root, runs)
+        ids = synthetic_store(root, runs)
+    calls = []
+    real = compare.runs_table
+    monkeypatch.setattr(compare, "runs_table", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setenv("FMNIST_CHECKPOINTS", str(root))
     at = run_page("pages/compare.py")
     assert not at.exception, at.exception
-    times = []
+    read = len(calls)
+    assert read == (1 if runs else read) and read <= 1      # the shipped store may be cached by an earlier test
     for _ in range(2):
         at.switch_page("pages/overview.py").run()
-        t0 = time.perf_counter()
         at.switch_page("pages/compare.py").run()
-        times.append(time.perf_counter() - t0)
-    assert not at.exception and len(at.dataframe[0].value) == (runs or len(at.dataframe[0].value))
-    assert min(times) < limit_s, times
+    assert not at.exception and len(calls) == read
+    assert sorted(at.dataframe[0].value["run"]) == sorted(ids)
     if runs:                                  # 5 seeds of each setting: one row per group, mean ± std
         at.toggle[0].set_value(True).run()
         table = at.dataframe[0].value
@@ -294,3 +302,15 @@ def test_compare_shows_a_studys_gains_over_the_trial_each_changes(monkeypatch):
     assert set(by_trial) == {t for t in own.index if not pd.isna(own.loc[t, "gain"])} and len(by_trial) >= 10
     assert by_trial["scratch: all but the flip, 100 epochs"]["verdict"] == "beyond the noise (p < 0.05)"
     assert by_trial["scratch: all but the flip, 100 epochs"]["gain"] == pytest.approx(recipe["gain"])
+
+
+def test_compare_names_a_damaged_run_and_compares_the_others(trained_store, tiny_ids, tmp_path, monkeypatch):
+    import shutil
+    shutil.copytree(trained_store.root, tmp_path / "ck")
+    manifest = tmp_path / "ck" / tiny_ids["scratch"] / "manifest.json"
+    manifest.write_text(manifest.read_text()[:100])
+    monkeypatch.setenv("FMNIST_CHECKPOINTS", str(tmp_path / "ck"))
+    at = run_page("pages/compare.py")
+    assert not at.exception, at.exception
+    assert any(tiny_ids["scratch"] in w.value and "not valid JSON" in w.value for w in at.warning)
+    assert sorted(at.dataframe[0].value["run"]) == sorted(r for n, r in tiny_ids.items() if n != "scratch")

@@ -1,4 +1,4 @@
-import math
+import torch
 
 from benchmarks.harness import flops_per_image, run_benchmark, _bench_model
 
@@ -11,25 +11,43 @@ def test_flops_per_image_match_the_layer_shapes():
     assert frozen["train"] == forward + 2 * 2 * (401_408 + 1_280)
 
 
-def test_a_tiny_benchmark_reports_positive_figures():
+def test_a_tiny_benchmark_times_both_loops_and_counts_the_work():
     r = run_benchmark(device="cpu", batches=2, models=("finetune",), reference=True)
-    for key in ("device", "torch", "threads", "peak_gflops", "mm_gflops", "speedup", "summary", "models"):
-        assert key in r
     assert r["train_images_timed"] == 200 and r["eval_images_timed"] == 280
     e = r["models"]["finetune"]
     for loop in ("reference", "ours"):
-        for key in ("train_images_per_s", "eval_images_per_s", "train_epoch_s", "eval_epoch_s", "epoch_s"):
-            assert math.isfinite(e[loop][key]) and e[loop][key] > 0
-        assert abs(e[loop]["epoch_s"] - e[loop]["train_epoch_s"] - e[loop]["eval_epoch_s"]) < 0.02
-    assert e["speedup"] > 0 and r["speedup"] == e["speedup"]
-    assert e["peak_gflops"] > 0 and e["train_gflops"] > 0 and 0 < e["share_of_peak"]
+        assert len(e[loop]) and e[loop]["measured_train_s"] > 0 and e[loop]["measured_eval_s"] > 0
+    assert r["speedup"] == e["speedup"] and r["threads"] == torch.get_num_threads()
     assert 36 < e["train_mflop_per_image"] < 37 and 12 < e["eval_mflop_per_image"] < 12.2
-    # The bound: the epoch's counted work (50,000 trained + 70,000 evaluated images) at the peak.
-    work_gflop = (50_000 * e["train_mflop_per_image"] + 70_000 * e["eval_mflop_per_image"]) / 1e3
-    assert math.isclose(e["epoch_s_at_peak"], work_gflop / e["peak_gflops"], rel_tol=0.01)
-    assert math.isclose(e["speedup_at_peak"], e["reference"]["epoch_s"] / e["epoch_s_at_peak"], rel_tol=0.02)
-    assert math.isclose(e["epoch_share_of_peak"], e["epoch_s_at_peak"] / e["ours"]["epoch_s"], rel_tol=0.02)
     assert "finetune" in r["summary"] and "at 100% it would take" in r["summary"]
+
+
+def test_the_benchmarks_figures_from_given_timings(monkeypatch):
+    """Timings made up, figures worked out by hand: 3 training pieces of 1,000 images and evaluation
+    pieces of 1,000, 1,000, 1,000, 600 and 600; the reference trains 1,000 and evaluates 2,000 images/s,
+    ours 4,000 and 8,000, but our last training piece stalls (ten times slower)."""
+    from benchmarks import harness as bench
+
+    def timing(train_per_s, eval_per_s, stall=1.0):
+        return {"train_s": [1000 / train_per_s, 1000 / train_per_s, stall * 1000 / train_per_s],
+                "eval_s": [n / eval_per_s for n in (1000, 1000, 1000, 600, 600)]}
+
+    monkeypatch.setattr(bench, "_reference_loaders", lambda *a, **k: None)
+    monkeypatch.setattr(bench, "_torchvision_root", lambda source, tmp: tmp)
+    monkeypatch.setattr(bench, "_time_reference", lambda *a, **k: timing(1000, 2000))
+    monkeypatch.setattr(bench, "_time_ours", lambda *a, **k: timing(4000, 8000, stall=10))
+    monkeypatch.setattr(bench, "matmul_peak", lambda dev, **k: {"mm_gflops": 500.0, "peak_gflops": 1000.0})
+    r = run_benchmark(device="cpu", batches=30, models=("finetune",), reference=True)
+    e = r["models"]["finetune"]
+    # An epoch: 50,000 trained and 70,000 evaluated images.
+    assert (e["reference"]["train_epoch_s"], e["reference"]["eval_epoch_s"], e["reference"]["epoch_s"]) == (50, 35, 85)
+    # The median piece counts: the stall shows only in the total-time rate, and flags a busy machine.
+    assert (e["ours"]["train_images_per_s"], e["ours"]["train_images_per_s_total"]) == (4000, 1000)
+    assert (e["ours"]["train_epoch_s"], e["ours"]["eval_epoch_s"], e["ours"]["epoch_s"]) == (12.5, 8.75, 21.25)
+    assert (e["speedup"], e["train_speedup"], e["eval_speedup"]) == (4.0, 4.0, 4.0) and r["machine_looked_busy"]
+    # 36.28 MFLOP per trained and 12.09 per evaluated image: 2,660.9 GFLOP an epoch, 2.66 s at 1,000 GFLOP/s.
+    assert (e["train_gflops"], e["share_of_peak"], e["share_of_mm_peak"]) == (145.1, 0.145, 0.29)
+    assert (e["epoch_s_at_peak"], e["speedup_at_peak"], e["epoch_share_of_peak"]) == (2.66, 31.94, 0.125)
 
 
 def test_the_peak_bound_is_left_out_where_a_frozen_encoder_skips_work():

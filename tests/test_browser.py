@@ -57,20 +57,31 @@ def test_every_page_renders_its_main_element(server, page):
             page.locator("[data-testid='stVegaLiteChart'], .vega-embed").first.wait_for(timeout=90_000)
 
 
-def test_upload_is_classified_by_all_four(server, page, fmnist, tmp_path):
+def test_an_upload_goes_to_the_best_on_photos_or_to_the_four(server, page, fmnist, tmp_path, trained_store):
+    """Uploads go to the benchmark's best on photos where the store has it (the reference four one
+    toggle away), else to the sidebar's four with a note saying why."""
+    from fmnist_core.inputs import benchmark_table, for_uploads
+    choice = for_uploads(trained_store, benchmark_table())
     img = tmp_path / "shoe.png"
     # A dark sneaker on a light background, as a shop photo would be.
     Image.fromarray(255 - np.kron(fmnist.test_images[9].numpy(), np.ones((6, 6), np.uint8))).save(img)
     page.goto(f"{server}/classify")
     page.get_by_role("tab", name="Upload").click()
     page.locator("input[type=file]").set_input_files(str(img))
-    page.get_by_text("Four classifiers", exact=True).wait_for(timeout=90_000)
+    if choice.run_id is not None:
+        page.get_by_text("One classifier", exact=True).wait_for(timeout=90_000)
+        assert page.locator("[data-testid='stMetric']").count() == 1
+        assert page.get_by_text("Uploads are read by").count() == 1
+        page.get_by_text("compare with the classifiers chosen in the sidebar").click()
+        page.locator("[data-testid='stMetric']").nth(3).wait_for(timeout=90_000)
+    else:
+        page.get_by_text("Showing the classifiers chosen in the sidebar").wait_for(timeout=90_000)
+    page.get_by_text("Four classifiers" if choice.label.startswith("reference-") or choice.run_id is None
+                     else "5 classifiers", exact=True).wait_for(timeout=90_000)
     for name in ("scratch", "finetune", "frozen_random", "frozen_pretrained"):
         page.locator("[data-testid='stMetric']", has_text=name).first.wait_for(timeout=60_000)
-    assert page.locator("[data-testid='stMetric']").count() == 4
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=os.environ.get("FMNIST_SCREENSHOT", str(tmp_path / "classify.png")), full_page=True)
-
 
 
 def _wait_idle(page) -> None:
@@ -155,6 +166,39 @@ def test_a_sketch_drawn_on_the_canvas_is_classified_by_all_four(server, page):
     for name in ("scratch", "finetune", "frozen_random", "frozen_pretrained"):
         page.locator("[data-testid='stMetric']", has_text=name).first.wait_for(timeout=60_000)
     assert page.get_by_text("What the models see").count() == 1
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+@pytest.fixture(scope="module")
+def sketch_server(sketch_store):
+    """A server over a store with a (tiny) `sketch-robust` run beside the reference five."""
+    with serve_app(sketch_store.root) as url:
+        yield url
+
+
+def _draw_trousers(page):
+    canvas = page.locator("[data-testid='stBidiComponentIsolated'] canvas").last
+    canvas.wait_for(timeout=60_000)
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 100, box["y"] + 40)
+    page.mouse.down()
+    for dx, dy in ((180, 40), (180, 250), (150, 250), (140, 90), (130, 250), (100, 250), (100, 40)):
+        page.mouse.move(box["x"] + dx, box["y"] + dy, steps=8)
+    page.mouse.up()
+
+
+def test_a_sketch_drawn_on_the_canvas_goes_to_sketch_robust_first(sketch_server, page):
+    page.goto(f"{sketch_server}/classify")
+    page.get_by_text("Draw something or upload").wait_for(timeout=90_000)
+    _draw_trousers(page)
+    page.get_by_text("One classifier", exact=True).wait_for(timeout=90_000)
+    page.locator("[data-testid='stMetric']", has_text="sketch-robust").first.wait_for(timeout=60_000)
+    assert page.locator("[data-testid='stMetric']").count() == 1
+    assert page.get_by_text("Drawings are read by").count() == 1
+    # The reference classifiers one click away, sketch-robust still first.
+    page.get_by_text("compare with the classifiers chosen in the sidebar").click()
+    page.get_by_text("5 classifiers", exact=True).wait_for(timeout=90_000)
+    assert page.locator("[data-testid='stMetric']").first.inner_text().startswith("sketch-robust")
     assert page.locator("[data-testid='stException']").count() == 0
 
 

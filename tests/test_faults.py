@@ -3,7 +3,6 @@ import errno
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,40 +18,30 @@ from conftest import tiny_specs
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _wait_for_manifest(ck: Path, timeout: float = 120) -> Path:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        found = list(ck.glob("reference-frozen_random-*/manifest.json"))
-        if found:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError("no epoch was written")
+FAULTY = [sys.executable, str(ROOT / "tests" / "fault_trainer.py")]
+TRAIN = ["train", "--epochs", "40", "--subset", "1200", "--models", "frozen_random", "--quiet", "--device", "cpu"]
 
 
 def test_killed_run_leaves_a_loadable_checkpoint_and_resumes(tmp_path):
     ck = tmp_path / "ck"
-    cmd = [sys.executable, "-m", "fmnist_core", "train", "--epochs", "40", "--subset", "1200",
-           "--models", "frozen_random", "--checkpoints", str(ck), "--quiet", "--device", "cpu"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    run_id = _wait_for_manifest(ck).parent.name
-    time.sleep(0.3)                       # somewhere inside a later epoch, maybe mid-write
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    cmd = [*TRAIN, "--checkpoints", str(ck)]
+    # Killed halfway through writing epoch 2's manifest, epoch 2's weights already written.
+    out = subprocess.run([*FAULTY, "kill-mid-manifest", "2", *cmd], cwd=ROOT, capture_output=True, timeout=600)
+    assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+    (folder,) = ck.glob("reference-frozen_random-*")
+    run_id = folder.name
+    assert list(folder.glob(".manifest.json.*.tmp"))          # the cut-short write is there
     store = RunStore(ck)
     m = store.verify(run_id)              # every file the manifest names is whole and matches
-    done = len(m["history"])
-    assert 1 <= done < 40 and not store.is_training(run_id)
+    assert len(m["history"]) == 1 and not store.is_training(run_id)
     store.load_model(run_id, "last")
-    # The same command resumes where the killed one stopped (the dead process's lock is gone).
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(store.manifest(run_id)["history"]) <= done:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 130
-    m2 = store.manifest(run_id)
-    assert len(m2["history"]) > done and m2["history"][:done] == m["history"]
-    assert not list(store.folder(run_id).glob(".*.tmp"))
+    # The same command resumes where the killed one stopped (the dead process's lock is gone); it is
+    # stopped by SIGTERM as its next epoch begins.
+    out = subprocess.run([*FAULTY, "term-after-manifest", "1", *cmd], cwd=ROOT, capture_output=True, timeout=600)
+    assert out.returncode == 130, out.stderr[-2000:]
+    m2 = store.verify(run_id)
+    assert len(m2["history"]) == 2 and m2["history"][:1] == m["history"]
+    assert not list(folder.glob(".*.tmp"))    # the killed write's leftovers are gone
 
 
 def test_full_disk_gives_a_clear_error_and_keeps_the_last_epoch(tmp_path, fmnist, monkeypatch):
@@ -99,12 +88,10 @@ def test_sigterm_stops_a_run_cleanly_and_marks_it_stopped(tmp_path):
     """What the app's Stop button sends; it must work even where SIGINT was ignored at start."""
     import json
     ck = tmp_path / "ck"
-    cmd = [sys.executable, "-m", "fmnist_core", "train", "--epochs", "40", "--subset", "1200",
-           "--models", "frozen_random", "--checkpoints", str(ck), "--quiet", "--device", "cpu"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen([*FAULTY, "term-after-manifest", "1", *TRAIN, "--checkpoints", str(ck)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    folder = _wait_for_manifest(ck).parent
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 130
+    assert proc.wait(600) == 130
+    (folder,) = ck.glob("reference-frozen_random-*")
     assert json.loads((folder / "progress.json").read_text())["status"] == "stopped"
-    RunStore(ck).verify(folder.name)
+    assert len(RunStore(ck).verify(folder.name)["history"]) == 1

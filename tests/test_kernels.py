@@ -137,3 +137,26 @@ def test_kernels_can_be_switched_off_by_the_environment(monkeypatch):
     finally:
         monkeypatch.undo()
         kernels._reset_for_tests()
+
+
+def test_the_worker_pool_is_made_once_and_serves_calls_from_many_threads():
+    """Ranges beyond the pool's threads wait their turn; concurrent callers share the one pool."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    out = [0] * 64
+    barrier = threading.Barrier(4)
+
+    def fill(lo, hi, offset):
+        for i in range(lo, hi):
+            out[i] = i + offset
+
+    def caller(k):
+        barrier.wait()                         # four threads ask for the pool at the same moment
+        ranges = [(a, a + 4) for a in range(16 * k, 16 * k + 16, 4)]
+        kernels._parallel(lambda off, lo, hi: fill(lo, hi, off), ranges, [(100,)] * len(ranges))
+        return kernels._worker_pool()
+
+    with ThreadPoolExecutor(4) as callers:
+        pools = list(callers.map(caller, range(4)))
+    assert out == [i + 100 for i in range(64)]
+    assert all(p is pools[0] for p in pools) and kernels._worker_pool() is pools[0]

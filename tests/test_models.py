@@ -72,7 +72,17 @@ def test_encoder_computes_the_reference_layer_order():
         assert torch.allclose(p.grad, q.grad, atol=1e-4)
 
 
-def test_the_same_seed_builds_the_same_initial_weights_as_the_shipped_runs_were_built():
+def test_a_run_starts_from_the_initial_weights_the_shipped_runs_started_from(trained_store, tiny_ids):
+    """Seeding and construction order decide the initial weights. A frozen random encoder keeps them:
+    the tiny run trained here (same seed, other size) holds the shipped run's encoder, bit for bit."""
+    from fmnist_core.runs import DEFAULT_DIR, RunStore
+    shipped = RunStore(DEFAULT_DIR).read_file(SPECS["frozen_random"].run_id, "last")
+    ours = trained_store.read_file(tiny_ids["frozen_random"], "last")
+    encoder = [k for k in shipped if k.startswith("encoder.")]
+    assert len(encoder) == 6 and all(torch.equal(ours[k], shipped[k]) for k in encoder)
+
+
+def test_the_same_seed_builds_the_same_initial_weights_in_every_scheme():
     """Construction order decides the initial weights: Encoder then head, layer by layer."""
     torch.manual_seed(2)
     a = build(SPECS["finetune"]).state_dict()

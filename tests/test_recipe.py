@@ -40,11 +40,18 @@ def test_augmentation_keeps_shapes_and_labels_and_repeats_under_a_seed(fmnist):
 
 
 def test_flip_only_and_shift_only():
-    x = torch.arange(2 * 28 * 28, dtype=torch.int64).reshape(2, 28, 28).to(torch.uint8)
+    # Images with ink everywhere (a shift shows as a zero border) and no symmetry (a flip shows).
+    x = torch.randint(1, 256, (64, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
     flipped = augment(x, RecipeSpec(hflip=True), torch.Generator().manual_seed(0))
-    assert all(torch.equal(f, o) or torch.equal(f, o.flip(1)) for f, o in zip(flipped, x))
+    was_flipped = [torch.equal(f, o.flip(1)) for f, o in zip(flipped, x)]
+    assert all(torch.equal(f, o) or m for f, o, m in zip(flipped, x, was_flipped))     # mirrored or untouched
+    assert 16 < sum(was_flipped) < 48                                   # about half (p = 0.5; seed fixed)
     shifted = augment(x, RecipeSpec(translate=1), torch.Generator().manual_seed(0))
-    assert shifted.shape == x.shape
+    offsets = []
+    for s, o in zip(shifted, x):                                        # exactly one shift by <= 1 px, no flip
+        (k,) = [k for k, c in enumerate(_shifts(o, 1)) if torch.equal(s, c)]
+        offsets.append(k)
+    assert len(set(offsets)) >= 5 and offsets.count(4) < 16            # 9 offsets drawn; 4 is "no shift"
 
 
 def test_schedules():
