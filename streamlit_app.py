@@ -14,6 +14,7 @@ page = st.navigation([
     st.Page("pages/confusion.py", title="Confusion", icon=":material/grid_on:"),
     st.Page("pages/classify.py", title="Classify", icon=":material/draw:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/stacked_line_chart:"),
+    st.Page("pages/representations.py", title="Representations", icon=":material/layers:"),
 ])
 routing.follow_deep_link()     # a deep link opened first on a fresh server: on to the page it named
 public.notice()                # public mode: one line above every page

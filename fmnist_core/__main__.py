@@ -1,4 +1,5 @@
-"""Command line: `python -m fmnist_core {train,runs,study,evaluate,classify,bench} ...` (see --help)."""
+"""Command line: `python -m fmnist_core {train,runs,study,evaluate,classify,bench,features,similarity,probe,drift} ...`
+(see --help)."""
 from __future__ import annotations
 
 import argparse
@@ -469,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="our loop's arithmetic: fp32, or bf16 autocast (CUDA, or a CPU with bf16 units)")
     _add_common(p)
     p.set_defaults(func=cmd_bench)
+
+    from .analysis.cli import add_parsers as add_representation_parsers
+    add_representation_parsers(sub, _add_common)      # features, similarity, probe, drift
 
     args = parser.parse_args(argv)
     if getattr(args, "epochs", None) is not None and args.epochs < 1:

@@ -14,7 +14,7 @@ import functools
 import json
 
 from .store import CheckpointError
-from .presets import PRESETS
+from .presets import PRESETS, specs_for
 from .spec import RunSpec, SpecError, _build
 
 FREE = ("name", "seed", "epochs", "subset", "precision", "pretrained_from")
@@ -51,11 +51,17 @@ def preset_of(spec: dict | RunSpec) -> str | None:
     return _preset_of(json.dumps(d, sort_keys=True), str(d.get("name", "")))
 
 
+def own_spec(name: str) -> RunSpec:
+    """Preset `name`'s own run as `train --preset NAME` makes it: a pretrained classifier's spec names
+    the autoencoder run it starts from (the preset's own, at the same seed)."""
+    return specs_for(name)[-1]
+
+
 def runs_of_preset(store, name: str) -> list[str]:
     """The ids of the store's runs of preset `name`, its own run (the preset's spec as is) first."""
     if name not in PRESETS:
         return []
-    own = store.find(PRESETS[name].spec)
+    own = store.find(own_spec(name))
     out = [own] if own else []
     for rid in store.run_ids():
         if rid == own:

@@ -37,8 +37,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .preset_runs import preset_of, runs_of_preset
-from .presets import PRESETS
+from .preset_runs import own_spec, preset_of, runs_of_preset
 from .spec import RunSpec, SpecError
 from .store import CheckpointError, atomic_write, optimizer_to_tensors, sha256_bytes, state_to_bytes
 
@@ -223,7 +222,7 @@ class RunStore:
         if ref in ids:
             return ref
         of_preset = runs_of_preset(self, ref)     # its own run first, where the store has it
-        if of_preset and of_preset[0] == self.find(PRESETS[ref].spec):
+        if of_preset and of_preset[0] == self.find(own_spec(ref)):
             return of_preset[0]
         matches = [i for i in ids if i.startswith(ref) or i.rsplit("-", 1)[0] == ref]
         matches += [i for i in of_preset if i not in matches]

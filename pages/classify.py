@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from fmnist_app import cache, lib, picker
+from fmnist_app import representations as rep
 from fmnist_app.images import tile
 
 
@@ -120,6 +121,20 @@ def classify() -> None:
         you = alt.Chart(pd.DataFrame({"x": where[:, 0], "y": where[:, 1]})).mark_point(
             shape="cross", size=400, color="black", strokeWidth=3).encode(x="x:Q", y="y:Q")
         right.altair_chart((dots + you).properties(height=300, title="your input on the latent map"), width="stretch")
+    attributions_ui(runs, pre.input)
+
+
+def attributions_ui(runs: dict[str, str], image) -> None:
+    """Which pixels drove each classifier's answer (captum), side by side; more on the Representations page."""
+    with st.expander("Which pixels drove each answer (saliency, integrated gradients, Grad-CAM)"):
+        out = rep.attribution_maps(list(runs.values()), np.round(image * 255).astype(np.uint8), rep.METHODS)
+        if not out:
+            return
+        for (name, rid), cols in zip(runs.items(), [st.columns(len(rep.METHODS) + 1) for _ in runs]):
+            cols[0].markdown(f"**{name}**: {lib.CLASS_NAMES[out[rid]['target']]}")
+            for col, (method, a) in zip(cols[1:], out[rid]["maps"].items()):
+                col.image(tile(np.abs(a)[None], 1, scale=4), caption=method, clamp=True)
+        st.caption(rep.SANITY_NOTE)
 
 
 classify()

@@ -62,3 +62,14 @@ def test_the_app_picker_opens_a_preset_by_its_name(monkeypatch):
     own = RunStore(DEFAULT_DIR).find(PRESETS["recipe-scratch"].spec)
     assert at.selectbox(key="_w_run").value == own and at.query_params["run"] == own
     assert any("preset recipe-scratch" in c.value for c in at.sidebar.caption)
+
+
+def test_a_reference_presets_name_finds_the_reference_run_among_its_seeds_and_studies():
+    """`reference-finetune` has 21 shipped runs (seeds, studies): its name means the reference run,
+    whose spec starts from the reference autoencoder, as `train --preset` makes it."""
+    from shipped_expected import REFERENCE_IDS
+
+    store = RunStore(DEFAULT_DIR)
+    for scheme, rid in REFERENCE_IDS.items():
+        assert len(runs_of_preset(store, f"reference-{scheme}")) >= 3, scheme
+        assert store.resolve(f"reference-{scheme}") == rid, scheme
