@@ -8,15 +8,16 @@ A figure is sourced by a marker right after it naming its result file and the JS
 
 The check reads the key and compares it at the figure's printed precision (a figure followed by % is
 the value × 100). The file must record where and when it was measured: the machine, `commit` and
-`date` (benchmarks/machine.py's `stamp()`, which the benchmark scripts write), at its top level or under
-`environment`. The machine is `cpu_model`, or for a GPU result the GPU's name (`device_name`, or
-`device` when it names the GPU rather than just `cpu`/`cuda`).
+`date` (benchmarks/machine.py's `stamp()`, which the benchmark scripts write), in the object that holds
+the key or one enclosing it, or under the file's `environment`. The machine is `cpu_model` (or `cpu`),
+or for a GPU result the GPU's name (`device_name`, or `device` when it names the GPU rather than just
+`cpu`/`cuda`).
 
 On every page (the README and docs/*.md) every timing or speed figure (s, ms, ×, GFLOP/s, images/s, %) must carry
 a marker (outside code and the tables scripts/doc_tables.py generates, which its --check keeps
 equal to the manifests); figures whose result file does not record the machine are measured again or
-removed. A figure with such a unit that is no measurement of ours (a setting, a scale factor, a figure
-quoted from another document) says so with `<!-- not a timing -->` right after it.
+removed. A figure with such a unit that is no measurement of ours (a setting, a target, a scale factor,
+a figure quoted from another document) says so with `<!-- not measured -->` right after it.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ GENERATED_START = re.compile(r"<!-- (study table [\w-]+|results over seeds) -->"
 
 MARKER = re.compile(r"(?P<figure>-?\d[\d,]*(?:\.\d+)?)(?P<unit>[^\d<]{0,12}?)<!-- from (?P<file>\S+) (?P<key>\S+) -->")
 FIGURE = re.compile(r"(?<![\w.\-/])(?P<figure>\d[\d,]*(?:\.\d+)?)(?P<unit>×(?!\d)| ?ms\b| ?s/epoch| ?s\b|%| GFLOP/s| images/s)"
-                    r"(?!<!-- (?:from|not a timing))")
+                    r"(?!<!-- (?:from|not measured))")
 
 def _value(data, key: str):
     for part in key.split("."):
@@ -43,18 +44,24 @@ def _value(data, key: str):
     return data
 
 
-def _missing_stamp(data) -> list[str]:
-    """What of machine, commit and date the result `data` does not record."""
-    if not isinstance(data, dict):
-        return ["machine", "commit", "date"]
-    env = data.get("environment") if isinstance(data.get("environment"), dict) else {}
+def _missing_stamp(data, key: str) -> list[str]:
+    """What of machine, commit and date the result `data` does not record for the figure at `key`."""
+    scopes = [data.get("environment")] if isinstance(data, dict) else []
+    for part in key.split("."):
+        scopes.append(data)
+        try:
+            data = data[int(part)] if isinstance(data, list) else data[part]
+        except (KeyError, IndexError, ValueError, TypeError):
+            break
+    scopes = [s for s in reversed(scopes) if isinstance(s, dict)]
 
-    def get(key):
-        return data.get(key) or env.get(key)
+    def get(name):
+        return next((s[name] for s in scopes if s.get(name)), None)
 
     device = str(get("device") or "")
     gpu_named = device and device.lower() not in BARE_DEVICES and not device.lower().startswith("cpu")
-    machine = get("cpu_model") or get("device_name") or gpu_named
+    cpu = get("cpu") if isinstance(get("cpu"), str) else None
+    machine = get("cpu_model") or cpu or get("device_name") or gpu_named
     return [k for k, ok in (("cpu_model", machine), ("commit", get("commit")), ("date", get("date"))) if not ok]
 
 
@@ -69,7 +76,7 @@ def marked_problems(page: Path) -> list[str]:
         except (OSError, ValueError) as e:
             out.append(f"{where}: cannot read benchmarks/results/{m['file']} ({e})")
             continue
-        missing = _missing_stamp(data)
+        missing = _missing_stamp(data, m["key"])
         if missing:
             out.append(f"{where}: {m['file']} does not record {', '.join(missing)}")
         try:

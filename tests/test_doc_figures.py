@@ -72,5 +72,15 @@ def test_tables_written_by_doc_tables_are_left_to_its_own_check(tmp_path):
 
 
 def test_a_figure_that_is_no_timing_says_so(tmp_path):
-    text = "the page polls every 2 s<!-- not a timing -->; the first visit took 4 s\n"
+    text = "the page polls every 2 s<!-- not measured -->; the first visit took 4 s\n"
     assert _doc_figures(tmp_path, text, {}).problems() == ["docs/performance.md: 4 s has no <!-- from FILE KEY --> marker"]
+
+
+def test_a_stamp_counts_for_the_figures_inside_its_section_only(tmp_path):
+    stamp = {"cpu": "AMD EPYC", "commit": "400b07c", "date": "2026-12-04T18:17:55Z"}
+    data = {"grid": {**stamp, "cka": {"total_s": 400.67}}, "other": {"total_s": 12.2}}
+    inside = "the grid took 401 s<!-- from repr.json grid.cka.total_s -->\n"
+    assert _doc_figures(tmp_path / "a", inside, {"repr.json": data}).problems() == []
+    beside = "the other took 12.2 s<!-- from repr.json other.total_s -->\n"
+    (found,) = _doc_figures(tmp_path / "b", beside, {"repr.json": data}).problems()
+    assert "does not record cpu_model, commit, date" in found
