@@ -13,11 +13,12 @@ the key or one enclosing it, or under the file's `environment`. The machine is `
 or for a GPU result the GPU's name (`device_name`, or `device` when it names the GPU rather than just
 `cpu`/`cuda`).
 
-On every page (the README and docs/*.md) every timing or speed figure (s, ms, ×, GFLOP/s, images/s, %) must carry
-a marker (outside code and the tables scripts/doc_tables.py generates, which its --check keeps
-equal to the manifests); figures whose result file does not record the machine are measured again or
-removed. A figure with such a unit that is no measurement of ours (a setting, a target, a scale factor,
-a figure quoted from another document) says so with `<!-- not measured -->` right after it.
+On every page (the README and docs/*.md) every timing or speed figure (s, ms, seconds, minutes,
+hours, ×, GFLOP/s, images/s, %) must carry a marker, outside code and the tables
+scripts/doc_tables.py generates (its --check keeps them equal to the manifests). Figures whose
+result file does not record the machine are measured again or removed. A figure with such a unit
+that is no measurement of ours (a setting, a target, a scale factor, a figure quoted from another
+document) says so with `<!-- not measured -->` right after it.
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ BARE_DEVICES = {"cpu", "cuda", "mps", "xpu"}
 GENERATED_START = re.compile(r"<!-- (study table [\w-]+|results over seeds) -->")
 
 MARKER = re.compile(r"(?P<figure>-?\d[\d,]*(?:\.\d+)?)(?P<unit>[^\d<]{0,12}?)<!-- from (?P<file>\S+) (?P<key>\S+) -->")
-FIGURE = re.compile(r"(?<![\w.\-/])(?P<figure>\d[\d,]*(?:\.\d+)?)(?P<unit>×(?!\d)| ?ms\b| ?s/epoch| ?s\b|%| GFLOP/s| images/s)"
+FIGURE = re.compile(r"(?<![\w.\-/])(?P<figure>\d[\d,]*(?:\.\d+)?)"
+                    r"(?P<unit>×(?!\d)| ?ms\b| ?s/epoch| ?s\b|%| GFLOP/s| images/s| (?:seconds?|minutes?|hours?)\b)"
                     r"(?!<!-- (?:from|not measured))")
 
 def _value(data, key: str):

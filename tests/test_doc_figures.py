@@ -84,3 +84,9 @@ def test_a_stamp_counts_for_the_figures_inside_its_section_only(tmp_path):
     beside = "the other took 12.2 s<!-- from repr.json other.total_s -->\n"
     (found,) = _doc_figures(tmp_path / "b", beside, {"repr.json": data}).problems()
     assert "does not record cpu_model, commit, date" in found
+
+
+def test_minutes_and_hours_are_timings_too(tmp_path):
+    text = "the install takes about 6 minutes; a study 2.2 hours; 10 epochs\n"
+    found = [p.split(": ")[1] for p in _doc_figures(tmp_path, text, {}).problems()]
+    assert found == ["6 minutes has no <!-- from FILE KEY --> marker", "2.2 hours has no <!-- from FILE KEY --> marker"]
