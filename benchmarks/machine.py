@@ -3,21 +3,17 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 import subprocess
 from pathlib import Path
+
+from fmnist_core.precision import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name, as fmnist_core.precision reads it for the bf16 check."""
+    return cpu_name()
 
 
 def commit() -> str | None:

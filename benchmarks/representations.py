@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,20 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fmnist_core import RunStore, load_fashion_mnist  # noqa: E402
+from benchmarks.machine import cpu_model  # noqa: E402
 from fmnist_core.analysis import cka, represent as R  # noqa: E402
 from fmnist_core.presets import reference_runs  # noqa: E402
 
 NEW_RUN = "reference-scratch-fe3c9b99cb"      # a scratch run of another seed, with weights, not in the shipped cache
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def commit() -> str:

@@ -42,6 +42,17 @@ def _coloured(part: np.ndarray) -> int:
     return int((part.max(-1) - part.min(-1) > 60).sum())
 
 
+def _halves_once(page, chart, settled, timeout_s: float = 60.0):
+    """The chart's two halves once `settled(left, right)` holds (the chart has redrawn), polled
+    every 250 ms; after `timeout_s` the last ones, for the assertions to name what is wrong."""
+    for _ in range(int(timeout_s * 4)):
+        left, right = _halves(chart)
+        if settled(left, right):
+            break
+        page.wait_for_timeout(250)
+    return left, right
+
+
 def test_brushing_one_map_highlights_the_same_images_in_the_other(server, tiny_ids):
     with chromium_page() as page:
         page.goto(f"{server}/representations?rset={tiny_ids['scratch']},{tiny_ids['finetune']}")
@@ -51,8 +62,7 @@ def test_brushing_one_map_highlights_the_same_images_in_the_other(server, tiny_i
         page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=300_000)
         chart = page.locator("[data-testid='stVegaLiteChart']").first
         chart.scroll_into_view_if_needed()
-        page.wait_for_timeout(1000)
-        left, right = _halves(chart)
+        left, right = _halves_once(page, chart, lambda _left, r: _coloured(r) > 200)
         assert _gray(right) < 20 and _coloured(right) > 200            # nothing brushed: every point in colour
         box = chart.bounding_box()
         half = box["width"] / 2
@@ -61,8 +71,7 @@ def test_brushing_one_map_highlights_the_same_images_in_the_other(server, tiny_i
         page.mouse.down()
         page.mouse.move(x0 + 0.35 * half, y0 + 0.35 * box["height"], steps=12)
         page.mouse.up()
-        page.wait_for_timeout(1000)
-        left_after, right_after = _halves(chart)
+        left_after, right_after = _halves_once(page, chart, lambda _left, r: _gray(r) > 60)
         # The other map now shows the images outside the brush in gray, and the brushed ones still in colour.
         assert _gray(right_after) > 60, _gray(right_after)
         assert 0 < _coloured(right_after) < _coloured(right)
