@@ -62,3 +62,22 @@ def sketch_store(tmp_path_factory, trained_store, fmnist):
     store = RunStore(root)
     train_run(specs_for("sketch-robust", {"epochs": 1, "subset": 1200})[-1], fmnist, store)
     return store
+
+
+def whole_and_resumed(spec, fmnist, tmp_path):
+    """`spec` trained uninterrupted in one store, and in another stopped during epoch 2 and resumed:
+    (whole manifest, resumed manifest, the second store)."""
+    from fmnist_core.train import train_run
+
+    whole = train_run(spec, fmnist, RunStore(tmp_path / "a"))
+    store = RunStore(tmp_path / "b")
+
+    class Stop(Exception):
+        pass
+
+    def stop(event):
+        if event["type"] == "batch" and event["epoch"] == 2:
+            raise Stop()
+    with pytest.raises(Stop):
+        train_run(spec, fmnist, store, callback=stop)
+    return whole, train_run(spec, fmnist, store), store

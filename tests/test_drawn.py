@@ -7,14 +7,13 @@ import pytest
 import torch
 
 import fmnist_core.train as train_mod
-from fmnist_core import RunStore
 from fmnist_core.drawn import draw, drawn_epoch
 from fmnist_core.models import build, count_parameters
 from fmnist_core.presets import preset, specs_for
 from fmnist_core.spec import RecipeSpec, RunSpec, SpecError
-from fmnist_core.train import train_one_epoch, train_run
+from fmnist_core.train import train_one_epoch
 
-from conftest import tiny_specs
+from conftest import tiny_specs, whole_and_resumed
 
 
 def _bbox(img: torch.Tensor, level: int = 40) -> tuple[int, int]:
@@ -124,17 +123,6 @@ def test_sketch_robust_preset_builds_validates_and_fits_its_budget():
 
 def test_a_resumed_drawn_run_equals_an_uninterrupted_one(tmp_path, fmnist):
     spec = tiny_specs(epochs=2, drawn=0.5, hflip=True)["scratch"]
-    whole = train_run(spec, fmnist, RunStore(tmp_path / "a"))
-    store = RunStore(tmp_path / "b")
-
-    class Stop(Exception):
-        pass
-
-    def stop(event):
-        if event["type"] == "batch" and event["epoch"] == 2:
-            raise Stop()
-    with pytest.raises(Stop):
-        train_run(spec, fmnist, store, callback=stop)
-    resumed = train_run(spec, fmnist, store)
+    whole, resumed, store = whole_and_resumed(spec, fmnist, tmp_path)
     for a, b in zip(whole["history"], resumed["history"], strict=True):
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)

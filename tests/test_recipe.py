@@ -10,9 +10,9 @@ import torch
 from fmnist_core import RunStore
 from fmnist_core.recipe import augment, lr_factor
 from fmnist_core.spec import RecipeSpec
-from fmnist_core.train import train_run, train_runs
+from fmnist_core.train import train_runs
 
-from conftest import tiny_specs
+from conftest import tiny_specs, whole_and_resumed
 
 _RECORDED = json.loads((Path(__file__).parent / "data" / "reference-tiny-histories.json").read_text())
 GOLDEN = _RECORDED["histories"]
@@ -95,18 +95,7 @@ def test_with_the_recipe_off_the_reference_runs_train_exactly_as_before(tmp_path
 def test_a_resumed_augmented_run_equals_an_uninterrupted_one(tmp_path, fmnist):
     spec = tiny_specs(epochs=3, translate=2, hflip=True, label_smoothing=0.1, schedule="cosine",
                       warmup_epochs=1, select="best")["scratch"]
-    whole = train_run(spec, fmnist, RunStore(tmp_path / "a"))
-    store = RunStore(tmp_path / "b")
-
-    class Stop(Exception):
-        pass
-
-    def stop(event):
-        if event["type"] == "batch" and event["epoch"] == 2:
-            raise Stop()
-    with pytest.raises(Stop):
-        train_run(spec, fmnist, store, callback=stop)
-    resumed = train_run(spec, fmnist, store)
+    whole, resumed, store = whole_and_resumed(spec, fmnist, tmp_path)
     for a, b in zip(whole["history"], resumed["history"], strict=True):
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
     summary = store.summary(spec.run_id)
