@@ -69,7 +69,7 @@ def test_cka_grid_blocks_and_bootstrap():
     one = cka.cka_grid(feats, feats, batch=None, bootstrap=10)
     assert np.isnan(one["std"]).all()                    # one block: no spread to resample
     assert one["cka"][0, 1] == pytest.approx(r["cka"][0, 1], abs=0.05)
-    assert cka.blocks(10_000) == (10, 1000) and cka.blocks(1500) == (1, 1500)
+    assert cka.blocks(10_000) == (40, 250) and cka.blocks(400) == (1, 400)
 
 
 # ---- probes ------------------------------------------------------------------------------------
@@ -103,6 +103,21 @@ def test_layers_by_hooks_match_the_networks_own_modules(trained_store, tiny_ids,
     ae = F.extract(trained_store.load_model(tiny_ids["autoencoder"]), images)
     assert list(ae) == ["pixels", "block1", "block2", "block3", "decoder1", "decoder2", "output"]
     assert ae["decoder2"].shape == (50, 32, 28, 28) and ae["output"].shape == (50, 1, 28, 28)
+
+
+def test_grams_streamed_from_the_network_equal_the_grams_of_its_features(trained_store, tiny_ids, fmnist):
+    """The streamed Grams (channels-last activations flattened in memory order, a block at a time)
+    are the Grams of the extracted (N, C, H, W) features: CKA ignores the order of a layer's values."""
+    images = fmnist.test_images[:60].numpy()
+    model = trained_store.load_model(tiny_ids["scratch"]).to(memory_format=torch.channels_last)
+    names = F.layer_names(model)
+    f = F.extract(model, images, batch_size=25)
+    streamed = R.run_grams(model, images, names, 20)
+    whole = cka.grams([f[n] for n in names], 20)
+    assert streamed.k.shape == whole.k.shape == (len(names), 3, 20, 20)
+    assert np.allclose(streamed.k, whole.k, rtol=1e-6, atol=1e-6 * np.abs(whole.k).max())
+    with pytest.raises(ValueError, match="blocks of features"):
+        cka.grams_of_blocks(iter([[f[n][:20] for n in names]]), len(names), 2, 20)
 
 
 def test_features_cli_names_and_shapes_match_the_similarity_grid(trained_store, tiny_ids, tmp_path, capsys):
@@ -196,3 +211,17 @@ def test_bad_input_is_one_line_and_exit_2(case, trained_store, tiny_ids, tmp_pat
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and expect in err and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_probe_features_reduced_while_streaming_equal_the_reduced_features(trained_store, tiny_ids, fmnist):
+    """Projecting each batch as it comes (channels-last rows, P's rows reordered) is `reduce` of the
+    whole (N, C, H, W) features: the probes see the same numbers either way."""
+    images = fmnist.test_images[:40].numpy()
+    model = trained_store.load_model(tiny_ids["scratch"]).to(memory_format=torch.channels_last)
+    names = ["block1", "block3", "logits"]
+    f = F.extract(model, images, names)
+    got = probes.reduced_features(model, images, names, max_dims=64, batch_size=15)
+    for name in names:
+        want, _ = probes.reduce(f[name], f[name][:1], max_dims=64)
+        assert got[name].shape == want.shape == (40, min(64, f[name][0].size))
+        assert np.allclose(got[name], want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

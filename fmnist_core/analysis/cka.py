@@ -10,13 +10,17 @@ K~ being K with its diagonal set to zero. The biased estimator tr(KHLH)/(m-1)^2 
 similarity of wide layers (a layer of 6,272 values on 1,000 images scores high against almost
 anything); the unbiased one is near 0 for independent features at any width.
 
-The images are taken in fixed blocks of `batch` (1,000 by default; 10 blocks for the test set) and
+The images are taken in fixed blocks of `batch` (250 by default; 40 blocks for the test set) and
 the HSIC terms averaged over blocks before the ratio is formed: the minibatch CKA of Nguyen et
 al. (2021), which is also what `pytorch-cka` and `ckatorch` compute. Each block's estimate is
-unbiased, so the mean is too. Gram matrices of 1,000 x 1,000 cost m*d per image instead of the
-n*d1*d2 (or n^2*d) of one block of all 10,000, which is what makes a whole grid fit in seconds.
-The blocks also give the spread: a bootstrap over blocks (resampling the 10 blocks' terms with
-replacement) is a bootstrap over the images, in blocks, without recomputing anything.
+unbiased, so the mean is too. A block's Gram costs m*d per image, so the whole grid's work grows
+with the block size m and not with n^2 (docs/representations.md compares block sizes).
+The Grams are formed block by block as the network's activations arrive (`grams_of_blocks`), in
+torch's float64 matrix product: features are never held whole, and the product runs on the same
+thread pool as the network (numpy's BLAS pool, which spins after each call, fought torch's for the
+cores). The blocks also give the spread: a bootstrap over blocks
+(resampling the 40 blocks' terms with replacement) is a bootstrap over the images, in blocks,
+without recomputing anything.
 
 We wrote this (~100 lines) instead of depending on `pytorch-cka` 1.1.3 or `ckatorch` 1.0.3: both
 take torch Gram matrices from their own hooked models and data loaders (neither takes stored
@@ -28,12 +32,14 @@ U-statistic's definition by brute force.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 import numpy as np
+import torch
 
 ESTIMATOR = ("linear CKA, unbiased HSIC (Song et al. 2012), float64, averaged over blocks of {batch} "
              "images (minibatch CKA, Nguyen et al. 2021)")
-DEFAULT_BATCH = 1000
+DEFAULT_BATCH = 250
 
 
 @dataclass
@@ -57,23 +63,41 @@ def blocks(n: int, batch: int | None = DEFAULT_BATCH) -> tuple[int, int]:
     return n // batch, batch
 
 
-def grams(features: list[np.ndarray], batch: int | None = DEFAULT_BATCH) -> Grams:
-    """The Grams of each layer's features (N, ...) on the same N images, in float64."""
-    n = len(features[0])
-    b, m = blocks(n, batch)
-    k = np.empty((len(features), b, m, m))
-    for i, f in enumerate(features):
-        if len(f) != n:
-            raise ValueError(f"layer {i} has {len(f)} images, the first {n}")
-        x = np.asarray(f).reshape(n, -1)
-        mean = x.mean(0, dtype=np.float64)       # the estimator ignores the mean; removing it saves precision
-        for j in range(b):
-            xb = x[j * m:(j + 1) * m].astype(np.float64) - mean
-            k[i, j] = xb @ xb.T
+def _gram(x, out: np.ndarray) -> None:
+    """out <- the float64 Gram of one block's (m, d) features, centred on the block's mean."""
+    x = torch.as_tensor(x)
+    x = x.reshape(len(x), -1).to(torch.float64)
+    x = x - x.mean(0)          # the estimator ignores the mean; removing it saves precision
+    torch.mm(x, x.T, out=torch.from_numpy(out))
+
+
+def grams_of_blocks(per_block: Iterable[Sequence], layers: int, nblocks: int, m: int) -> Grams:
+    """The Grams of `layers` layers from `nblocks` blocks of m images each, a block's features
+    coming as one (m, ...) array or tensor per layer (streamed: a block is not kept)."""
+    k = np.empty((layers, nblocks, m, m))
+    j = -1
+    for j, feats in enumerate(per_block):
+        if len(feats) != layers or any(len(f) != m for f in feats):
+            raise ValueError(f"block {j} has {[len(f) for f in feats]} images per layer, expected {layers} x {m}")
+        for i, f in enumerate(feats):
+            _gram(f, k[i, j])
+    if j != nblocks - 1:
+        raise ValueError(f"{j + 1} blocks of features, expected {nblocks}")
     idx = np.arange(m)
     k[:, :, idx, idx] = 0.0
     rows = k.sum(-1)
     return Grams(k, rows.sum(-1), rows)
+
+
+def grams(features: list[np.ndarray], batch: int | None = DEFAULT_BATCH) -> Grams:
+    """The Grams of each layer's features (N, ...) on the same N images, in float64."""
+    n = len(features[0])
+    for i, f in enumerate(features):
+        if len(f) != n:
+            raise ValueError(f"layer {i} has {len(f)} images, the first {n}")
+    b, m = blocks(n, batch)
+    return grams_of_blocks(([np.asarray(f[j * m:(j + 1) * m]) for f in features] for j in range(b)),
+                           len(features), b, m)
 
 
 def hsic_blocks(a: Grams, b: Grams) -> np.ndarray:

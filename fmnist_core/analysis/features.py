@@ -17,7 +17,7 @@ block (its modules then do not run), the block's output is taken as the next mod
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -135,14 +135,20 @@ def check_memory(shapes: dict[str, tuple[int, ...]], n: int, run: str = "the run
     return need
 
 
-@torch.inference_mode()
-def extract(model: nn.Module, images: np.ndarray, layers: list[str] | None = None, batch_size: int = 500,
-            progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
-    """{layer: float32 (N, *shape)} of images (N, 28, 28) (uint8 or [0, 1]), batched, with hooks.
+def rows(t: torch.Tensor) -> torch.Tensor:
+    """A batch's activations as (N, values per image) without a copy where the layout allows: a
+    channels-last tensor is flattened in its memory order (height, width, channel). Only for
+    what ignores the order of the values (CKA, Grams); `extract` keeps (N, C, H, W)."""
+    if t.ndim == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        t = t.permute(0, 2, 3, 1)
+    return t.reshape(len(t), -1)
 
-    `layers`: a subset of `layer_names(model)` (default all). `pixels` is the image in the model's
-    input range. `progress(done, total)` is called after each batch.
-    """
+
+def batches(model: nn.Module, images: np.ndarray, layers: list[str] | None = None, batch_size: int = 500
+            ) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+    """(start, {layer: tensor of that batch}) per batch of `batch_size` images, the layers in the
+    network's order, taken with forward hooks in inference mode. A tensor is valid until the next
+    batch (the caller copies or reduces it); `pixels` is the image in the model's input range."""
     model.eval()
     wanted = check_layers(model, layers)
     captured: dict[str, torch.Tensor] = {}
@@ -158,25 +164,40 @@ def extract(model: nn.Module, images: np.ndarray, layers: list[str] | None = Non
             hooks.append(seq[idx[-1] + 1].register_forward_pre_hook(
                 lambda mod, inp, name=name: captured.__setitem__(name, inp[0])))
     run_decoder_or_head = any(not name.startswith((PIXELS, "block", "bottleneck")) for name in wanted)
-    chunks: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
     try:
-        n = len(images)
-        for start in range(0, n, batch_size):
-            x = model_input(model, images[start:start + batch_size])
-            z = model.encoder(x)
-            if len(model.encoder.net) <= 3:
-                captured.setdefault("block1", z)
-            if run_decoder_or_head:
-                (model.head if model.kind == "classifier" else model.decoder.net)(z)
-            for name in wanted:
-                t = x if name == PIXELS else captured.pop(name)
-                chunks[name].append(t.float().cpu().numpy())
-            if progress is not None:
-                progress(min(start + batch_size, n), n)
+        for start in range(0, len(images), batch_size):
+            with torch.inference_mode():
+                x = model_input(model, images[start:start + batch_size])
+                z = model.encoder(x)
+                if len(model.encoder.net) <= 3:
+                    captured.setdefault("block1", z)
+                if run_decoder_or_head:
+                    (model.head if model.kind == "classifier" else model.decoder.net)(z)
+                got = {name: x if name == PIXELS else captured.pop(name) for name in wanted}
+                captured.clear()
+            yield start, got
     finally:
         for h in hooks:
             h.remove()
-    return {name: np.concatenate(parts) if parts else np.zeros((0,)) for name, parts in chunks.items()}
+
+
+def extract(model: nn.Module, images: np.ndarray, layers: list[str] | None = None, batch_size: int = 500,
+            progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+    """{layer: float32 (N, *shape)} of images (N, 28, 28) (uint8 or [0, 1]), batched, with hooks.
+
+    `layers`: a subset of `layer_names(model)` (default all). `pixels` is the image in the model's
+    input range. `progress(done, total)` is called after each batch.
+    """
+    n = len(images)
+    out: dict[str, np.ndarray] = {}
+    for start, got in batches(model, images, layers, batch_size):
+        for name, t in got.items():
+            if name not in out:
+                out[name] = np.empty((n, *t.shape[1:]), np.float32)
+            out[name][start:start + len(t)] = t.float().cpu().numpy()
+        if progress is not None:
+            progress(min(start + batch_size, n), n)
+    return out if n else {name: np.zeros((0,)) for name in check_layers(model, layers)}
 
 
 def flat(features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

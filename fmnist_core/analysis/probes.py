@@ -17,6 +17,13 @@ import torch
 
 MAX_DIMS = 256
 K = 10
+METHOD = "float32 projection, streamed"   # in the probes' cache key: a change here recomputes them
+
+
+def projection(d: int, max_dims: int = MAX_DIMS, seed: int = 0) -> np.ndarray:
+    """The fixed (d, max_dims) Gaussian projection of a layer of d values (seed 0 for every run)."""
+    scale = np.float32(1 / np.sqrt(max_dims))
+    return np.random.default_rng(seed).standard_normal((d, max_dims), dtype=np.float32) * scale
 
 
 def reduce(train: np.ndarray, test: np.ndarray, max_dims: int = MAX_DIMS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -26,8 +33,32 @@ def reduce(train: np.ndarray, test: np.ndarray, max_dims: int = MAX_DIMS, seed: 
     d = train.shape[1]
     if d <= max_dims:
         return train, test
-    proj = np.random.default_rng(seed).standard_normal((d, max_dims), dtype=np.float32) / np.sqrt(max_dims)
-    return train @ proj, test @ proj
+    proj = torch.from_numpy(projection(d, max_dims, seed))
+    return (torch.from_numpy(train) @ proj).numpy(), (torch.from_numpy(test) @ proj).numpy()
+
+
+def reduced_features(model: torch.nn.Module, images: np.ndarray, layers: list[str], max_dims: int = MAX_DIMS,
+                     batch_size: int = 1000) -> dict[str, np.ndarray]:
+    """{layer: float32 (N, min(values, max_dims))}: each layer flattened (C, H, W) and projected as
+    `reduce` does, batch by batch as the network computes it, so a wide layer is never held whole."""
+    from .features import batches, rows
+    out: dict[str, np.ndarray] = {}
+    proj: dict[str, torch.Tensor | None] = {}
+    for start, got in batches(model, images, layers, batch_size):
+        for name, t in got.items():
+            if name not in proj:
+                d = int(np.prod(t.shape[1:]))
+                p = torch.from_numpy(projection(d, max_dims)) if d > max_dims else None
+                if p is not None:
+                    # rows() flattens in memory order ((H, W, C) for channels-last): order P's rows alike.
+                    index = torch.empty_like(t[:1], dtype=torch.float64).copy_(
+                        torch.arange(d, dtype=torch.float64).reshape(t[:1].shape))
+                    p = p[rows(index)[0].long()]
+                proj[name] = p
+                out[name] = np.empty((len(images), min(d, max_dims)), np.float32)
+            x = rows(t).float()
+            out[name][start:start + len(t)] = (x @ proj[name] if proj[name] is not None else x).numpy()
+    return out
 
 
 def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
@@ -56,11 +87,16 @@ def linear_probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.n
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from threadpoolctl import threadpool_limits
+
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter, random_state=seed))
-    with warnings.catch_warnings():
+    # One BLAS thread: the fit's small products lose more to the two thread pools (numpy's BLAS and
+    # torch's OpenMP, both spinning between calls) fighting over the cores than they gain, and the
+    # result no longer depends on how many cores the machine has.
+    with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(np.asarray(train_x, np.float32), np.asarray(train_y))
-    return float((model.predict(np.asarray(test_x, np.float32)) == np.asarray(test_y)).mean())
+        return float((model.predict(np.asarray(test_x, np.float32)) == np.asarray(test_y)).mean())
 
 
 def probe_layer(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,

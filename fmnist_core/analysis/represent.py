@@ -19,9 +19,10 @@ from ..data import FashionMNIST, split
 from ..runs import RunStore
 from ..store import CheckpointError, cached_arrays
 from . import cka as cka_mod
-from .features import PIXELS, RepresentationError, check_layers, check_memory, extract, layer_names, layer_shapes
+from .features import MAX_BYTES_ENV, PIXELS, RepresentationError, batches, check_layers, check_memory, extract
+from .features import layer_names, layer_shapes, memory_budget, rows
 from .features import untrained
-from .probes import MAX_DIMS, probe_layer
+from .probes import MAX_DIMS, METHOD as PROBE_METHOD, probe_layer, reduced_features
 
 VERSION = "1"              # bump when a computation changes: old cache files are then ignored
 UNTRAINED = "untrained:"
@@ -90,6 +91,20 @@ def features(run: Run, images: np.ndarray, layers: list[str] | None = None,
     return extract(run.model, images, wanted, progress=progress)
 
 
+def run_grams(model: torch.nn.Module, images: np.ndarray, layers: list[str], m: int, label: str = "the run"
+              ) -> cka_mod.Grams:
+    """The CKA Grams of `layers` of a network on `images` in blocks of m (len(images) a multiple of
+    m), streamed from the network batch by batch: the features are never held whole."""
+    names = check_layers(model, layers, label)
+    need, budget = 8 * len(names) * len(images) * m, memory_budget()
+    if need > budget:
+        raise RepresentationError(
+            f"the CKA Grams of {label} on {len(images):,} images need {need / 2**30:.1f} GiB, more than the "
+            f"{budget / 2**30:.1f} GiB allowed (half the free memory, or ${MAX_BYTES_ENV}); choose fewer images")
+    per_block = ([rows(got[name]) for name in names] for _, got in batches(model, images, names, m))
+    return cka_mod.grams_of_blocks(per_block, len(names), len(images) // m, m)
+
+
 def _key(*parts) -> str:
     return hashlib.sha256("|".join(map(str, (VERSION, *parts))).encode()).hexdigest()[:16]
 
@@ -111,8 +126,7 @@ def similarity(store: RunStore, a: Run, b: Run, data: FashionMNIST, split_name: 
         def gram(run: Run, names: list[str]):
             if grams is not None and run.digest in grams:
                 return grams[run.digest]
-            f = features(run, images[:used], names)
-            g = cka_mod.grams([f[k] for k in names], batch)
+            g = run_grams(run.model, images[:used], names, m, run.label)
             if grams is not None:
                 grams[run.digest] = g
             return g
@@ -165,7 +179,7 @@ def probes(store: RunStore, run: Run | None, data: FashionMNIST, n_train: int = 
             names, tr, te = [PIXELS], {PIXELS: train_x / 255.0}, {PIXELS: test_x / 255.0}
         else:
             names = [n for n in layer_names(run.model) if n != PIXELS]
-            tr, te = features(run, train_x, names), features(run, test_x, names)
+            tr, te = reduced_features(run.model, train_x, names), reduced_features(run.model, test_x, names)
         rows = []
         for name in names:
             if progress:
@@ -175,7 +189,7 @@ def probes(store: RunStore, run: Run | None, data: FashionMNIST, n_train: int = 
         return {"layers": np.array(names), "acc": np.array(rows, np.float64).reshape(-1, 2)}
 
     digest = run.digest if run is not None else "pixels"
-    key = _key("probes", digest, data.fingerprint, len(train_x), len(test_x), MAX_DIMS)
+    key = _key("probes", digest, data.fingerprint, len(train_x), len(test_x), MAX_DIMS, PROBE_METHOD)
     r = cached_arrays(store.cache_path(f"probes-{key}.npz"), compute, lambda r: r["acc"].shape == (len(r["layers"]), 2))
     return [{"run": label, "layer": str(name), "knn_accuracy": round(float(acc[0]), 4),
              "linear_probe_accuracy": round(float(acc[1]), 4)} for name, acc in zip(r["layers"], r["acc"])]
@@ -210,15 +224,17 @@ def drift(store: RunStore, run: Run, data: FashionMNIST, limit: int | None = Non
         den = sum(float(p_start[name][k].detach().pow(2).sum()) for k in p_start[name])
         change.append(float(np.sqrt(num / den)) if den else float("nan"))
     images, _ = split_images(data, "test", limit)
+    nblocks, m = cka_mod.blocks(len(images))
+    images = images[:nblocks * m]
 
     def compute() -> dict[str, np.ndarray]:
-        fa = features(run, images, names)
-        fb = extract(start, images, names)
-        return {"cka": np.array([cka_mod.cka_grid([fa[n]], [fb.pop(n)])["cka"][0, 0] for n in names])}
+        ga = run_grams(run.model, images, names, m, run.label)
+        grid = cka_mod.cka_from_grams(ga, run_grams(start, images, names, m, start_label))["cka"]
+        return {"cka": np.diag(grid).copy()}
 
     start_digest = hashlib.sha256(repr(prov.get("encoder_source") or prov.get("started_from")).encode()).hexdigest()
-    r = cached_arrays(store.cache_path(f"drift-{_key('drift', run.digest, start_digest, data.fingerprint, len(images))}.npz"),
-                      compute, lambda r: r["cka"].shape == (len(names),))
+    key = _key("drift", run.digest, start_digest, data.fingerprint, len(images), m)
+    r = cached_arrays(store.cache_path(f"drift-{key}.npz"), compute, lambda r: r["cka"].shape == (len(names),))
     return {"run": run.label, "start": start_label, "layers": names,
             "relative_change": [round(c, 6) for c in change], "cka_start_end": [round(float(v), 6) for v in r["cka"]]}
 
