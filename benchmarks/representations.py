@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fmnist_core import RunStore, load_fashion_mnist  # noqa: E402
-from benchmarks.machine import cpu_model  # noqa: E402
+from benchmarks.machine import cpu_isa, cpu_model  # noqa: E402
 from fmnist_core.analysis import cka, represent as R  # noqa: E402
 from fmnist_core.presets import reference_runs  # noqa: E402
 
@@ -108,7 +108,7 @@ def main() -> int:
     skip = set(args.skip.split(",")) - {""}
     import torch
     data = load_fashion_mnist()
-    out = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    out = {"cpu": cpu_model(), "cpu_isa": cpu_isa(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
            "commit": commit(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "load_before": os.getloadavg()}
     if "grid" not in skip:
