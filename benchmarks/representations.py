@@ -11,6 +11,12 @@
    reference runs plus its probes, in a store whose cache folder starts empty (the reference runs'
    features are then recomputed too), as a first visit of a newly trained run would.
 
+To stand in for a CPU without AVX-512 on one that has it, force torch's, oneDNN's and MKL's kernels
+to AVX2 (recorded in the file as `isa_forced`):
+
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 nice .venv/bin/python \
+        benchmarks/representations.py --skip page --out benchmarks/results/representations-avx2.json
+
 Timings on a shared machine are noisy: the load average before and after is recorded beside them,
 and each figure's process CPU time (`cpu_s`, all threads together): on an otherwise idle machine the
 wall time of a two-thread computation is between cpu_s / 2 and cpu_s.
@@ -34,6 +40,7 @@ from benchmarks.machine import cpu_isa, cpu_model  # noqa: E402
 from fmnist_core.analysis import cka, represent as R  # noqa: E402
 from fmnist_core.presets import reference_runs  # noqa: E402
 
+ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 NEW_RUN = "reference-scratch-fe3c9b99cb"      # a scratch run of another seed, with weights, not in the shipped cache
 
 
@@ -110,7 +117,9 @@ def main() -> int:
     data = load_fashion_mnist()
     out = {"cpu": cpu_model(), "cpu_isa": cpu_isa(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
            "commit": commit(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "load_before": os.getloadavg()}
+           "load_before": os.getloadavg(),
+           # kernels forced to an older instruction set, to stand in for the CPUs without AVX-512
+           "isa_forced": {k: os.environ[k] for k in ISA_ENV if k in os.environ}}
     if "grid" not in skip:
         out["cka_grid"] = cka_grid_seconds(RunStore(), data)
         print(json.dumps(out["cka_grid"]), file=sys.stderr, flush=True)
