@@ -9,6 +9,8 @@ from PIL import Image
 
 from benchmarks.app_server import CHROMIUM, PAGES, RUN_FINISHED, chromium_page, serve_app, wait_until_rendered
 
+IDLE = RUN_FINISHED + " && !document.querySelector('[data-stale=\"true\"]')"
+
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Debian's chromium is not installed (scripts/test.sh installs it)")
 
@@ -85,8 +87,9 @@ def test_an_upload_goes_to_the_best_on_photos_or_to_the_four(server, page, fmnis
 
 
 def _wait_idle(page) -> None:
-    page.wait_for_timeout(300)
-    page.wait_for_function(RUN_FINISHED, timeout=90_000)
+    """Until the script run has finished: no status widget, and no element left stale (greyed) from
+    the run before, which Streamlit marks with data-stale while a run is going."""
+    page.wait_for_function(IDLE, timeout=90_000)
 
 
 def _click_mark(page, mark) -> None:
@@ -234,7 +237,7 @@ def test_compare_selects_runs_brushes_a_factor_and_opens_a_run(compare_server, p
     # A brush across the left half of the lr view (a second try if a late redraw swallowed the first).
     brushed = pg.get_by_text(re.compile(r"Brushed: \d+ of 12 runs"))
     for attempt in range(2):
-        pg.wait_for_timeout(500)
+        pg.wait_for_function(IDLE, timeout=30_000)
         axis = pg.locator(".vega-embed svg [aria-label^=\"X-axis titled 'optimizer.lr'\"]").first
         axis.scroll_into_view_if_needed()
         points = [p.bounding_box() for p in pg.locator(".vega-embed svg path[aria-label^='optimizer.lr']").all()]
