@@ -10,7 +10,8 @@
     <root>/cache/*.npz                          derived arrays (latent maps, test predictions), by weights digest
 
 A run may ship as its history only: a complete run's manifest without its weights files (no roles,
-no files), with `weights_left_out` saying why and which files it had. Tables, curves and the Compare
+no files), with `weights_left_out` saying why and which files it had; or without some roles' files
+(the best epoch's, where its results report the last). Tables, curves and the Compare
 page use it like any run; what needs weights says how to retrain it.
 
 A run id is `<name>-<spec hash>` (spec.py). Every file is written to a temporary name, flushed and
@@ -107,13 +108,21 @@ def selected_record(m: dict) -> dict | None:
     return h[-1]
 
 
-def history_only(m: dict, reason: str) -> dict:
+def history_only(m: dict, reason: str, roles: tuple[str, ...] | None = None) -> dict:
     """A complete run's manifest without its weights: spec, history and provenance stay, and
-    `weights_left_out` keeps the reason and the roles and sha256 of the files left out."""
+    `weights_left_out` keeps the reason and the roles and sha256 of the files left out. `roles`
+    leaves out only those (e.g. `("best",)`: the run keeps the weights its results report)."""
     if not m.get("complete"):
         raise CheckpointError(f"{m.get('id')} is not complete; only a complete run ships as its history")
+    gone = set(m["roles"]) if roles is None else set(roles)
+    if not gone <= set(m["roles"]):
+        raise CheckpointError(f"{m['id']} has no {sorted(gone - set(m['roles']))} weights to leave out")
+    kept = {r: f for r, f in m["roles"].items() if r not in gone}
     out = {k: v for k, v in m.items() if k not in ("roles", "files", "weights_left_out")}
-    out.update(roles={}, files={}, weights_left_out={"reason": reason, "roles": m["roles"], "files": m["files"]})
+    left = {r: f for r, f in m["roles"].items() if r in gone}
+    out.update(roles=kept, files={f: h for f, h in m["files"].items() if f in kept.values()},
+               weights_left_out={"reason": reason, "roles": left,
+                                 "files": {f: h for f, h in m["files"].items() if f not in kept.values()}})
     return out
 
 
@@ -289,10 +298,13 @@ class RunStore:
         m = manifest or self.require(run_id)
         fname = m["roles"].get(role)
         folder = self.folder(run_id)
-        if fname is None and m.get("weights_left_out"):
-            left_out = m["weights_left_out"]
+        left_out = m.get("weights_left_out")
+        if fname is None and left_out and not m["roles"]:
             raise CheckpointError(f"{run_id} ships its training history only: {left_out['reason']}. "
                                   f"Its weights are not in {folder}.")
+        if fname is None and left_out and role in left_out["roles"]:
+            raise CheckpointError(f"{run_id} ships without its {role!r} weights: {left_out['reason']}. "
+                                  f"Its {', '.join(sorted(m['roles']))} weights are in {folder}.")
         if fname is None:
             raise CheckpointError(f"{run_id} has no {role!r} file in {folder}")
         path = folder / fname

@@ -8,7 +8,6 @@
 import os
 import signal
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,9 +27,10 @@ def faulty_write(path: Path, data: bytes) -> None:
     if path.name == runs.MANIFEST:
         manifests += 1
         if mode == "kill-mid-manifest" and manifests == n:
-            fd, _ = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            os.write(fd, data[:len(data) // 2])     # as atomic_write does it, cut short
-            os.kill(os.getpid(), signal.SIGKILL)
+            def cut(fd: int) -> None:               # the real atomic_write, its file half on disk
+                os.ftruncate(fd, len(data) // 2)
+                os.kill(os.getpid(), signal.SIGKILL)
+            os.fsync = cut
     real(path, data)
 
 

@@ -27,7 +27,8 @@ SEED0_HISTORY_ONLY = {
 
 # Shipped runs that belong to no full-size study (ids), e.g. a preset's own run: add them here.
 OTHER_SHIPPED: list[str] = [
-    "sketch-robust-11e106f9c8", "sketch-robust-9a6176c320", "sketch-robust-b7cc33d52e",   # seeds 0-2 (0 with weights)
+    "sketch-robust-d8f025ed06", "sketch-robust-fa00ed53a7", "sketch-robust-2e1bc3df0c",   # seeds 0-2 (0 with weights)
+    "sketch-robust-11e106f9c8", "sketch-robust-9a6176c320", "sketch-robust-b7cc33d52e",   # the earlier preset, history
 ]
 
 

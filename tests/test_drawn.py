@@ -115,8 +115,9 @@ def test_sketch_robust_preset_builds_validates_and_fits_its_budget():
     ref = preset("reference-scratch").spec
     assert spec.encoder == ref.encoder and spec.head == ref.head
     assert count_parameters(build(spec)) == count_parameters(build(ref))
-    steps = spec.epochs * math.ceil((60_000 - spec.val_size) / spec.batch_size)
-    assert steps <= 15_000
+    # No more optimizer steps than the reference protocol gives the classifiers beside it.
+    steps = lambda s: s.epochs * math.ceil((60_000 - s.val_size) / s.batch_size)  # noqa: E731
+    assert steps(spec) <= steps(ref) == 25_000
     # Seeds are separate runs under the same name.
     assert specs_for("sketch-robust", {"seed": 1})[-1].run_id != spec.run_id
 

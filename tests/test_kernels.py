@@ -139,10 +139,21 @@ def test_kernels_can_be_switched_off_by_the_environment(monkeypatch):
         kernels._reset_for_tests()
 
 
-def test_the_worker_pool_is_made_once_and_serves_calls_from_many_threads():
-    """Ranges beyond the pool's threads wait their turn; concurrent callers share the one pool."""
+def test_the_worker_pool_is_made_once_and_serves_calls_from_many_threads(monkeypatch):
+    """Four threads ask for a pool that does not exist yet, at the same moment, while making one takes
+    a while: one pool is made and shared. Ranges beyond its threads wait their turn."""
     import threading
+    import time
     from concurrent.futures import ThreadPoolExecutor
+    made = []
+
+    def slow_pool(*a, **k):                   # widens the window in which an unlocked check would race
+        time.sleep(0.05)
+        made.append(ThreadPoolExecutor(*a, **k))
+        return made[-1]
+
+    monkeypatch.setattr(kernels, "_pool", None)
+    monkeypatch.setattr(kernels, "ThreadPoolExecutor", slow_pool)
     out = [0] * 64
     barrier = threading.Barrier(4)
 
@@ -156,7 +167,11 @@ def test_the_worker_pool_is_made_once_and_serves_calls_from_many_threads():
         kernels._parallel(lambda off, lo, hi: fill(lo, hi, off), ranges, [(100,)] * len(ranges))
         return kernels._worker_pool()
 
-    with ThreadPoolExecutor(4) as callers:
-        pools = list(callers.map(caller, range(4)))
-    assert out == [i + 100 for i in range(64)]
-    assert all(p is pools[0] for p in pools) and kernels._worker_pool() is pools[0]
+    try:
+        with ThreadPoolExecutor(4) as callers:
+            pools = list(callers.map(caller, range(4)))
+        assert out == [i + 100 for i in range(64)]
+        assert made == [pools[0]] and all(p is pools[0] for p in pools)
+    finally:
+        for p in made:
+            p.shutdown()

@@ -2,7 +2,7 @@
 import pytest
 
 from fmnist_core.models import build, count_parameters, layer_shapes
-from fmnist_core.presets import PRESETS, preset, reference_runs, specs_for
+from fmnist_core.presets import PRESETS, preset, reference_runs, reference_specs, specs_for
 from fmnist_core.spec import SpecError
 
 
@@ -84,3 +84,4 @@ def test_reference_runs_of_the_shipped_store_are_the_shipped_runs():
     from shipped_expected import REFERENCE_IDS
     # Exact ids: a drifted reference spec would fall back to another shipped run of the same name.
     assert reference_runs(RunStore(DEFAULT_DIR)) == REFERENCE_IDS
+    assert {k: s.run_id for k, s in reference_specs().items()} == REFERENCE_IDS     # the specs themselves

@@ -7,6 +7,7 @@ import torch
 
 from fmnist_core import CheckpointError, RunStore
 from fmnist_core.runs import DEFAULT_DIR, history_only
+from fmnist_core.store import atomic_write
 
 from conftest import tiny_specs
 
@@ -157,3 +158,26 @@ def test_a_run_shipped_as_its_history_only_keeps_its_figures_and_says_where_its_
         shipped.add_history_only(m, "again")
     with pytest.raises(CheckpointError, match="not complete"):
         history_only(dict(m, complete=False), "a partial run")
+
+
+def test_a_run_shipped_without_its_best_epoch_loads_its_last_and_names_what_is_missing(
+        trained_store, tiny_ids, tmp_path):
+    m = dict(trained_store.manifest(tiny_ids["scratch"]), roles={"last": "w.e003.safetensors",
+             "best": "w.e002.safetensors"}, files={"w.e003.safetensors": "c3", "w.e002.safetensors": "c2"})
+    out = history_only(m, "kept small", roles=("best",))
+    assert out["roles"] == {"last": "w.e003.safetensors"} and out["files"] == {"w.e003.safetensors": "c3"}
+    assert out["weights_left_out"] == {"reason": "kept small", "roles": {"best": "w.e002.safetensors"},
+                                       "files": {"w.e002.safetensors": "c2"}}
+    with pytest.raises(CheckpointError, match=r"no \['optim'\] weights"):
+        history_only(m, "x", roles=("optim",))
+    rid = tiny_ids["scratch"]                                  # end to end, on a real run's files
+    store = _copy(trained_store, tmp_path / "store")
+    real = store.manifest(rid)
+    atomic_write(store.folder(rid) / "manifest.json",
+                 json.dumps(history_only(dict(real, roles=dict(real["roles"], best="gone.safetensors"),
+                                              files=dict(real["files"], **{"gone.safetensors": "0"})),
+                                         "kept small", roles=("best",))).encode())
+    store.verify(rid)
+    assert store.summary(rid)["has_weights"] is True and store.load_model(rid, "last") is not None
+    with pytest.raises(CheckpointError, match=r"without its 'best' weights: kept small\. Its last weights"):
+        store.load_model(rid, "best")
