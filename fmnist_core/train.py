@@ -28,7 +28,7 @@ from . import cudagraph
 from .data import FashionMNIST, Split, scale, split
 from .drawn import drawn_epoch
 from .models import Autoencoder, Classifier, make_model
-from .precision import autocast, check as check_precision
+from .precision import autocast, check as check_precision, cpu_name
 from .progress import ProgressFile
 from .recipe import augment, augments, lr_factor
 from .runs import RunStore, TrainingBusy
@@ -259,7 +259,7 @@ def _git_commit() -> str | None:
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads)"
+    return f"cpu ({cpu_name()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads)"
 
 
 def split_for(spec: RunSpec, data: FashionMNIST, device: torch.device | str) -> Split:
