@@ -365,7 +365,8 @@ def _study_run(args, study) -> int:
     command = "python -m fmnist_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = run_study(study, store, address=args.address, max_concurrent=args.max_concurrent, epochs=args.epochs,
                         subset=args.subset, data_dir=args.data, device=args.device, storage=args.storage,
-                        progress=on_event, command=command)
+                        progress=on_event, command=command,
+                        together={"auto": None, "yes": True, "no": False}[args.together])
     if bar is not None:
         bar.close()
     if args.json:
@@ -443,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subset", type=int, default=None, help="shrink every trial to N training images (other runs)")
     p.add_argument("--storage", default=None,
                    help="a folder every node of a cluster reaches: runs travel through Tune's checkpoints")
+    p.add_argument("--together", choices=("auto", "yes", "no"), default="auto",
+                   help="train stackable trials (seeds, lr, dropout, weight decay) as one stacked network: "
+                        "auto = on a GPU only (on a 2-core CPU it is no faster; docs/performance-gpu.md)")
     _add_common(p)
     p.set_defaults(func=cmd_study)
 

@@ -14,6 +14,11 @@ Each trial is one run of the store, trained by `train.train_run` inside a Tune t
   epoch (train_run does). A study stopped at any point and started again finishes what is left.
 - **Order:** autoencoder trials first; a classifier that starts from one runs in a later wave.
 - **Failures:** a failed trial is retried once (Tune's FailureConfig), then reported; the others go on.
+- **Together:** with `together`, fresh runs of a wave that stack (`together.groups`: one architecture,
+  differing in seed, lr, dropout or weight decay) train as one Tune trial, one stacked network
+  (`together.train_together`); each run still gets its own manifest and files. Only without
+  `storage` (the trial writes into the store). `None` decides by device: on CUDA yes, on a CPU no
+  (docs/performance-gpu.md: on 2 cores two single-thread trials side by side are as fast).
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ def _trainable(trial_config: dict) -> None:
     config = trial_config["cfg"]
     torch.set_num_threads(max(1, int(config["cpus"])))
     spec = RunSpec.from_dict(config["spec"])
+    stacked = [RunSpec.from_dict(d) for d in config.get("together") or []]
     if config.get("storage"):
         # Train in a scratch store on this node; the run folder travels through Tune's checkpoints.
         store = RunStore(tempfile.mkdtemp(prefix="fmnist-trial-"))
@@ -65,7 +71,7 @@ def _trainable(trial_config: dict) -> None:
     def on_event(event: dict) -> None:
         if event["type"] != "epoch":
             return
-        metrics = {"run_id": spec.run_id, "epoch": event["record"]["epoch"], "epochs": spec.epochs,
+        metrics = {"run_id": event["run"], "epoch": event["record"]["epoch"], "epochs": event["epochs"],
                    **{k: v for k, v in event["record"].items() if isinstance(v, (int, float))}}
         if config.get("storage"):
             with tempfile.TemporaryDirectory() as d:
@@ -75,8 +81,13 @@ def _trainable(trial_config: dict) -> None:
         else:
             tune.report(metrics)
 
-    m = train_run(spec, data, store, device, on_event, config.get("command"), snapshots=False)
-    tune.report({"run_id": spec.run_id, "epoch": len(m["history"]), "epochs": spec.epochs, "done": True})
+    if stacked and all(store.find(s) is None for s in stacked):
+        from .together import train_together
+        train_together(stacked, data, store, device, on_event, config.get("command"))
+    else:                                  # alone, or a retried stack: each run resumes where it stopped
+        for s in stacked or [spec]:
+            train_run(s, data, store, device, on_event, config.get("command"), snapshots=False)
+    tune.report({"run_id": spec.run_id, "epoch": spec.epochs, "epochs": spec.epochs, "done": True})
 
 
 def _trial_name(trial) -> str:
@@ -126,7 +137,7 @@ def run_study(study: Study, store: RunStore, address: str | None = None, max_con
               epochs: int | None = None, subset: int | None = None, data_dir: str | None = None,
               device: str = "auto", storage: str | None = None, cpus_per_trial: float | None = None,
               progress: Callable[[dict], None] | None = None, command: str | None = None,
-              fail_once_dir: str | None = None) -> dict:
+              fail_once_dir: str | None = None, together: bool | None = None) -> dict:
     """Run every trial of `study` not yet complete in `store`; returns the summary `study run --json` prints.
 
     `progress` receives {"type": "epoch", "label", "run_id", "epoch", "epochs", "metrics"} per finished
@@ -144,14 +155,30 @@ def run_study(study: Study, store: RunStore, address: str | None = None, max_con
     lock = acquire_study(store, study.name, {"started": t0, "epochs": epochs, "subset": subset,
                                              "address": address, "command": command})
     try:
+        if together and storage:
+            raise ValueError("trials trained together write into the store: leave out storage, or together")
+        if together is None:
+            import torch
+            together = not storage and (device.startswith("cuda") or device == "auto" and torch.cuda.is_available())
         return _run_study(study, store, address, max_concurrent, epochs, subset, data_dir, device, storage,
-                          cpus_per_trial, say, command, fail_once_dir, t0)
+                          cpus_per_trial, say, command, fail_once_dir, t0, together)
     finally:
         lock.release()
 
 
+def _units(wave: list, store: RunStore, together: bool) -> list[list]:
+    """The wave's trials as Tune trials: stackable fresh runs in one where `together`, else one each."""
+    if not together:
+        return [[item] for item in wave]
+    from .together import groups
+    fresh = [item for item in wave if store.find(item[2]) is None]
+    by_id = {item[2].run_id: item for item in fresh}
+    out = [[by_id[s.run_id] for s in group] for group in groups([item[2] for item in fresh])]
+    return out + [[item] for item in wave if item[2].run_id not in by_id]
+
+
 def _run_study(study, store, address, max_concurrent, epochs, subset, data_dir, device, storage, cpus_per_trial,
-               say, command, fail_once_dir, t0) -> dict:
+               say, command, fail_once_dir, t0, together=False) -> dict:
     import ray
     from ray import tune
 
@@ -168,7 +195,7 @@ def _run_study(study, store, address, max_concurrent, epochs, subset, data_dir, 
     say({"type": "plan", "trials": len(items), "skipped": len(skipped),
          "total_epochs": sum(s.epochs for _, _, s in todo), "done_epochs": done_epochs})
     summary = {"study": study.name, "trials": len(items), "completed": 0, "failed": 0, "skipped": len(skipped),
-               "wall_s": 0.0, "ray_address": None, "failed_trials": []}
+               "wall_s": 0.0, "ray_address": None, "failed_trials": [], "together": []}
     if not todo:
         summary["wall_s"] = round(time.time() - t0, 1)
         return summary
@@ -200,9 +227,11 @@ def _run_study(study, store, address, max_concurrent, epochs, subset, data_dir, 
                      "metrics": {k: result[k] for k in ("val_loss", "val_acc", "test_acc", "test_loss") if k in result}})
 
         for wave in _waves(todo):
+            units = _units(wave, store, together)
+            summary["together"] += [[spec.run_id for _, _, spec in unit] for unit in units if len(unit) > 1]
             # One trial per CPU, each with one thread, beats one trial with every thread on this 2-core
             # machine (benchmarks/ray_overhead.py --placement); a wave of fewer trials shares the CPUs.
-            concurrent = max_concurrent or min(total_cpus, len(wave))
+            concurrent = max_concurrent or min(total_cpus, len(units))
             cpus = cpus_per_trial or float(max(1, total_cpus // concurrent))
             deps = {}
             if storage:
@@ -214,9 +243,11 @@ def _run_study(study, store, address, max_concurrent, epochs, subset, data_dir, 
                         shutil.copytree(store.folder(spec.pretrained_from), target / spec.pretrained_from,
                                         ignore=shutil.ignore_patterns("train.lock", "progress.json"))
                         deps[spec.run_id] = str(target)
-            configs = [{"spec": spec.to_dict(), "store": store_root, "data": data_dir, "device": device,
+            configs = [{"spec": unit[0][2].to_dict(), "store": store_root, "data": data_dir, "device": device,
                         "cpus": cpus, "storage": storage, "command": command, "fail_once": fail_once_dir,
-                        "deps": deps.get(spec.run_id)} for _, _, spec in wave]
+                        "deps": deps.get(unit[0][2].run_id),
+                        "together": [s.to_dict() for _, _, s in unit] if len(unit) > 1 else None}
+                       for unit in units]
             tuner = tune.Tuner(
                 tune.with_resources(_trainable, {"cpu": cpus}),
                 param_space={"cfg": tune.grid_search(configs)},
@@ -229,18 +260,21 @@ def _run_study(study, store, address, max_concurrent, epochs, subset, data_dir, 
             )
             results = tuner.fit()
             for r in results:
-                spec = RunSpec.from_dict(r.config["cfg"]["spec"])
-                rid = spec.run_id
-                if storage and r.checkpoint is not None:
-                    with r.checkpoint.as_directory() as d:
-                        _adopt(store, d, rid)
-                m = store.manifest(store.find(spec) or rid)
-                ok = r.error is None and m is not None and m["complete"]
-                summary["completed" if ok else "failed"] += 1
-                if not ok:
-                    summary["failed_trials"].append({"label": labels[rid], "run_id": rid,
-                                                     "error": str(r.error).splitlines()[-1] if r.error else "incomplete"})
-                say({"type": "trial", "label": labels[rid], "run_id": rid, "status": "complete" if ok else "failed"})
+                cfg = r.config["cfg"]
+                for d in cfg.get("together") or [cfg["spec"]]:
+                    spec = RunSpec.from_dict(d)
+                    rid = spec.run_id
+                    if storage and r.checkpoint is not None:
+                        with r.checkpoint.as_directory() as folder:
+                            _adopt(store, folder, rid)
+                    m = store.manifest(store.find(spec) or rid)
+                    ok = r.error is None and m is not None and m["complete"]
+                    summary["completed" if ok else "failed"] += 1
+                    if not ok:
+                        summary["failed_trials"].append({"label": labels[rid], "run_id": rid, "error": str(
+                            r.error).splitlines()[-1] if r.error else "incomplete"})
+                    say({"type": "trial", "label": labels[rid], "run_id": rid,
+                         "status": "complete" if ok else "failed"})
     finally:
         if we_started:
             ray.shutdown()

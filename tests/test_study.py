@@ -193,6 +193,33 @@ def test_a_study_runs_on_its_own_local_ray_instance_and_skips_what_is_complete(t
     assert rows[1]["ours"]["max_val_acc"] > 0 and rows[0]["ours"]["min_val_mse"] > 0
 
 
+def test_a_studys_stackable_trials_train_together_as_one_tune_trial(tmp_path, monkeypatch):
+    """Seeds and a learning rate stack into one trial; a trial with another recipe trains alone. Each
+    run gets its own complete, verified manifest saying which runs it trained with."""
+    from fmnist_core.tune import run_study
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    f = tmp_path / "stack.toml"
+    f.write_text('name = "stack"\ntitle = "t"\nsource = "x"\nbase = "reference-scratch"\nseeds = 2\n'
+                 'metrics = ["max_val_acc"]\n[[trials]]\nlabel = "a"\n[[trials]]\nlabel = "b"\nseeds = 1\n'
+                 'set = { "optimizer.lr" = 0.01 }\n[[trials]]\nlabel = "c"\nseeds = 1\n'
+                 'set = { "recipe.translate" = 2 }\n')
+    study = load_study(f)
+    store = RunStore(tmp_path / "ck")
+    events = []
+    summary = run_study(study, store, progress=events.append, together=True, **QUICK)
+    by_label = {(t.label, seed): spec.run_id for t, seed, spec in study.specs(**QUICK)}
+    stacked = sorted([by_label["a", 0], by_label["a", 1], by_label["b", 0]])
+    assert (summary["completed"], summary["failed"]) == (4, 0), summary
+    assert [sorted(group) for group in summary["together"]] == [stacked]
+    for rid in stacked:
+        m = store.verify(rid)
+        assert m["complete"] and sorted(m["provenance"]["trained_together"]) == stacked
+    assert "trained_together" not in store.verify(by_label["c", 0])["provenance"]
+    assert sorted(e["run_id"] for e in events if e["type"] == "epoch") == sorted(by_label.values())
+    with pytest.raises(ValueError, match="leave out storage"):
+        run_study(study, RunStore(tmp_path / "other"), together=True, storage=str(tmp_path / "s"), **QUICK)
+
+
 def test_a_study_killed_midway_finishes_what_is_left_when_started_again(tmp_path):
     f = _study_file(tmp_path, '[[trials]]\nlabel = "a"\n', name="killed")
     ck = tmp_path / "ck"
