@@ -1,4 +1,5 @@
-"""The GPU check of issue 27, in one go: correctness, the reference protocol, a study, bf16, extra presets.
+"""The GPU check of issue 27, in one go: correctness, the reference protocol, a study (side by side and
+stacked), bf16, extra presets.
 
     benchmarks/gpu_check.sh --data .gpu-data [--extra-presets NAME[,NAME] --extra-seeds 0,1,2]
     benchmarks/gpu_check.sh --dry-run          # the same parts on the CPU, tiny: what CI runs
@@ -13,14 +14,16 @@ Parts, each under its own time cap and its own try/except (a failure is reported
    a thread and a stream per run, each step a CUDA graph): gpu-protocol.json with the wall time and
    each run's test figure beside the shipped CPU run's.
 3. study: Table I at three seeds (15 runs) trained concurrently: gpu-study.json.
+   together: the same 15 runs, each trial's seeds as one stacked network (fmnist_core/together.py),
+   the stacks side by side: gpu-study-together.json.
 4. bf16: the `precision-bf16` study's bf16 trial (reference scratch, precision bf16, seeds 0-2),
    packed (gpu-bf16-runs.tar.gz) to ship as history, with Welch's t against the shipped fp32 seeds.
 5. extras: `--extra-presets` trained at `--extra-seeds`, packed (gpu-extra-runs.tar.gz); a preset
    this code does not know is reported, not fatal.
 
 Writes to --out (the device's $OUT): gpu-check.json (every part's status and figures),
-gpu-protocol.json, gpu-study.json, gpu-manifests.tar.gz (the manifests of parts 2-3) and the three
-packs above; gpu_check.sh adds gpu-check.log. At most 8 files.
+gpu-protocol.json, gpu-study.json, gpu-study-together.json, gpu-manifests.tar.gz (the manifests of
+parts 2-3) and the three packs above; gpu_check.sh adds gpu-check.log. At most 9 files.
 """
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ from fmnist_core.runs import RunStore  # noqa: E402
 from fmnist_core.train import train_run  # noqa: E402
 
 SHIPPED = ROOT / "checkpoints"
-CAPS = {"correctness": 50, "protocol": 170, "study": 150, "bf16": 70, "extras": 90}      # seconds, full run
+CAPS = {"correctness": 50, "protocol": 170, "study": 150, "together": 150, "bf16": 70, "extras": 90}  # seconds
 DRY = {"epochs": 1, "subset": 600}
 
 
@@ -171,7 +174,7 @@ class Check:
         return RunStore(self.work / name)
 
     def train(self, specs, store: RunStore, cap: float, workers: int | None = None,
-              snapshots: bool = False) -> tuple[dict, list, float]:
+              snapshots: bool = False, together: bool = False) -> tuple[dict, list, float]:
         """Train concurrently under a deadline; (manifests by id, errors, wall seconds)."""
         errors: list[str] = []
         deadline = Deadline(cap, _progress)
@@ -186,7 +189,7 @@ class Check:
 
         done = train_concurrently(list(specs), self.data, store, self.device, workers or self.workers,
                                   callback=deadline, command=self.command, on_error=on_error,
-                                  snapshots=snapshots)
+                                  snapshots=snapshots, together=together)
         _sync(self.device)
         return done, errors, time.perf_counter() - t0
 
@@ -296,19 +299,24 @@ class Check:
             f"{r['label']} {r.get('test_acc', r.get('test_mse'))} (cpu {r.get('shipped_cpu')})" for r in rows))
         return result
 
-    def part_study(self) -> dict:
+    def part_study(self, together: bool = False) -> dict:
         from fmnist_core.study import load_study
-        cap = self.cap("study")
+        name = "together" if together else "study"
+        cap = self.cap(name)
         study = load_study("r2026-table1")
         items = study.specs(**(DRY if self.dry else {}))
-        if self.dry:        # the code path, quickly: seed 0's autoencoder and two classifiers, one from it
-            items = [i for i in items if i[1] == 0 and i[0].label in ("autoencoder", "finetune", "frozen_random")]
-        store = self.store("study")
-        done, errors, wall = self.train([s for _, _, s in items], store, cap)
+        if self.dry:        # the code path, quickly: the autoencoder and two classifiers, one from it
+            seeds = (0, 1) if together else (0,)                     # two seeds make stacks of two
+            items = [i for i in items if i[1] in seeds and i[0].label in ("autoencoder", "finetune", "frozen_random")]
+        store = self.store(name)
+        done, errors, wall = self.train([s for _, _, s in items], store, cap, together=together)
         rows = []
         for trial, seed, spec in items:
-            rows.append({**_row(spec, store.manifest(spec.run_id), trial.label), "seed": seed})
-        result = self._result("study r2026-table1 at 3 seeds", wall, rows, errors)
+            m = store.manifest(spec.run_id)
+            rows.append({**_row(spec, m, trial.label), "seed": seed,
+                         "trained_together": len(((m or {}).get("provenance") or {}).get("trained_together") or [])})
+        result = self._result(f"study r2026-table1 at 3 seeds{', stacked per trial' if together else ''}",
+                              wall, rows, errors)
         by_trial: dict = {}
         for r in rows:
             if "test_acc" in r:
@@ -317,9 +325,14 @@ class Check:
                                        "shipped_cpu": round(statistics.fmean(x["shipped_cpu"]["test_acc"] for x in v), 4)
                                        if all("shipped_cpu" in x for x in v) else None}
                                    for k, v in by_trial.items()}
-        (self.out / "gpu-study.json").write_text(json.dumps(result, indent=1) + "\n")
-        log(f"  study: {len(items)} runs, wall {wall:.1f} s, {sum(r['complete'] for r in rows)} complete")
+        (self.out / f"gpu-{'study-together' if together else 'study'}.json").write_text(
+            json.dumps(result, indent=1) + "\n")
+        log(f"  {name}: {len(items)} runs, wall {wall:.1f} s, {sum(r['complete'] for r in rows)} complete")
         return result
+
+    def part_together(self) -> dict:
+        """The same study with each trial's seeds trained as one stacked network (together.py)."""
+        return self.part_study(together=True)
 
     def part_bf16(self) -> dict:
         from fmnist_core.precision import PrecisionError, check
@@ -389,7 +402,7 @@ class Check:
                 "cudagraph_fallbacks": list(cudagraph.fallbacks), "errors": errors, "runs": rows}
 
     # ------------------------------------------------------------------------- driver
-    PARTS = ("correctness", "protocol", "study", "bf16", "extras")
+    PARTS = ("correctness", "protocol", "study", "together", "bf16", "extras")
 
     def _load_data(self) -> None:
         if self.device.type == "cuda":
@@ -456,7 +469,7 @@ class Check:
             self.report["parts"][name] = self.isolated(name, cap) if self.args.isolate else self.run_part(name)
             self._write()
         try:
-            found = sorted(p for part in ("protocol", "study") for p in (self.work / part).glob("*/manifest.json"))
+            found = sorted(p for part in ("protocol", "study", "together") for p in (self.work / part).glob("*/manifest.json"))
             if found:
                 with tarfile.open(self.out / "gpu-manifests.tar.gz", "w:gz") as tar:
                     for path in found:
@@ -482,7 +495,7 @@ class Check:
                 detail = (f"resumed from epoch {p.get('resumed_from_epoch')}, val_loss diff "
                           f"{p.get('val_loss_rel_diff_last', float('nan')):.1e}, "
                           f"eval = record: {p.get('evaluate_matches_record')}")
-            elif name in ("protocol", "study") and "wall_s" in p:
+            elif name in ("protocol", "study", "together") and "wall_s" in p:
                 worst = max((abs(r.get("diff_pts", 0)) for r in p["runs"]), default=0)
                 done = sum(r["complete"] for r in p["runs"])
                 detail = f"wall {p['wall_s']} s, {done}/{len(p['runs'])} complete, worst |diff| {worst} pts"

@@ -11,6 +11,11 @@ Not repeatable bit for bit: runs trained at once share the CUDA generator, so a 
 draws depend on when its steps ran relative to the others' (the same distribution).
 With `workers=1`, runs are trained one after another, as `train.train_runs` does (on the CPU,
 threads only share its cores: the dry run of the GPU check uses two to exercise the scheduling).
+
+With `together`, fresh runs that stack (`together.groups`) train as one stacked network
+(`together.train_together`) in one thread: a unit of the schedule, which starts once every run its
+members start from is complete. On the CPU the stacks take turns (their dropout masks switch torch's
+one CPU generator); on CUDA they run side by side like single runs.
 """
 from __future__ import annotations
 
@@ -33,19 +38,33 @@ def _needs(spec: RunSpec, ids: set[str]) -> str | None:
     return None
 
 
+def _units(specs: list[RunSpec], store: RunStore, together: bool) -> list[list[RunSpec]]:
+    """The schedule's units: stackable fresh runs grouped where `together`, every other run alone."""
+    if not together:
+        return [[s] for s in specs]
+    from .together import groups
+    fresh = [s for s in specs if store.find(s) is None]
+    fresh_ids = {s.run_id for s in fresh}
+    return groups(fresh) + [[s] for s in specs if s.run_id not in fresh_ids]
+
+
+_CPU_STACKS = threading.Lock()
+
+
 def train_concurrently(specs: list[RunSpec], data, store: RunStore, device: torch.device | str = "cuda",
                        workers: int = 8, callback: Callback | None = None, command: str | None = None,
                        on_error: Callable[[RunSpec, BaseException], None] | None = None,
-                       snapshots: bool = True) -> dict[str, dict]:
+                       snapshots: bool = True, together: bool = False) -> dict[str, dict]:
     """Train `specs` (in dependency order as train_runs takes them), up to `workers` at once.
 
     Returns {run id: manifest} of the runs that finished. A run that fails is reported to `on_error`
     (or raised at the end, the first one, where there is no `on_error`); the runs that start from it
     are not trained. A callback may be called from several threads at once. `snapshots`: as train_run's.
+    `together`: stackable fresh runs train as one stacked network (a stack that fails fails each run).
     """
     device = torch.device(device)
     splits: dict = {}
-    if workers <= 1:
+    if workers <= 1 and not together:
         out = {}
         for spec in specs:
             try:
@@ -66,51 +85,64 @@ def train_concurrently(specs: list[RunSpec], data, store: RunStore, device: torc
         torch.cuda.synchronize(device)
 
     ids = {s.run_id for s in specs}
-    pending = list(specs)
+    pending = _units(list(specs), store, together)
     done: dict[str, dict] = {}
     failed: dict[str, BaseException] = {}
     lock = threading.Lock()
 
-    def work(spec: RunSpec) -> dict:
+    def train_unit(unit: list[RunSpec]) -> dict[str, dict]:
+        if len(unit) == 1:
+            return {unit[0].run_id: train_run(unit[0], data, store, device, callback, command, splits,
+                                              snapshots=snapshots)}
+        from .together import train_together
+        if device.type != "cuda":
+            with _CPU_STACKS:
+                return train_together(unit, data, store, device, callback, command)
+        return train_together(unit, data, store, device, callback, command)
+
+    def work(unit: list[RunSpec]) -> dict[str, dict]:
         if device.type != "cuda":                # threads on the CPU: the scheduling, for tests
-            return train_run(spec, data, store, device, callback, command, splits, snapshots=snapshots)
+            return train_unit(unit)
         stream = torch.cuda.Stream(device)
         with torch.cuda.device(device), torch.cuda.stream(stream):
-            m = train_run(spec, data, store, device, callback, command, splits, snapshots=snapshots)
+            out = train_unit(unit)
             stream.synchronize()
-        return m
+        return out
 
     running: dict = {}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fmnist-gpu") as pool:
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fmnist-gpu") as pool:
         while pending or running:
             startable = []
-            for spec in list(pending):
-                need = _needs(spec, ids)
-                if need is not None and need in failed:
-                    pending.remove(spec)
-                    failed[spec.run_id] = RuntimeError(f"not trained: {need}, which it starts from, failed")
-                    if on_error is not None:
-                        on_error(spec, failed[spec.run_id])
-                elif need is None or need in done:
-                    startable.append(spec)
-            for spec in startable:
+            for unit in list(pending):
+                needs = {n for n in (_needs(s, ids) for s in unit) if n is not None}
+                bad = next((n for n in needs if n in failed), None)
+                if bad is not None:
+                    pending.remove(unit)
+                    for spec in unit:
+                        failed[spec.run_id] = RuntimeError(f"not trained: {bad}, which it starts from, failed")
+                        if on_error is not None:
+                            on_error(spec, failed[spec.run_id])
+                elif needs <= set(done):
+                    startable.append(unit)
+            for unit in startable:
                 if len(running) >= workers:
                     break
-                pending.remove(spec)
-                running[pool.submit(work, spec)] = spec
+                pending.remove(unit)
+                running[pool.submit(work, unit)] = unit
             if not running:
                 break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for f in finished:
-                spec = running.pop(f)
+                unit = running.pop(f)
                 try:
-                    m = f.result()
+                    ms = f.result()
                     with lock:
-                        done[spec.run_id] = m
+                        done.update(ms)
                 except Exception as e:
-                    failed[spec.run_id] = e
-                    if on_error is not None:
-                        on_error(spec, e)
+                    for spec in unit:
+                        failed[spec.run_id] = e
+                        if on_error is not None:
+                            on_error(spec, e)
     if failed and on_error is None:
         raise next(iter(failed.values()))
     return {m["id"]: m for m in done.values()}

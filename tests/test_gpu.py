@@ -90,6 +90,28 @@ def test_train_concurrently_respects_dependencies_and_reports_failures(tmp_path,
     assert not done and ("reference-autoencoder", "TimeUp") in errors
 
 
+def test_train_concurrently_stacks_seeds_after_the_autoencoders_they_start_from(tmp_path, fmnist):
+    """Two seeds of the autoencoder and of finetune: two stacks of two, the second after the first;
+    each finetune starts from its own seed's autoencoder. A stack stopped fails each of its runs."""
+    seeds = [tiny_specs(epochs=1, seed=s) for s in (0, 1)]
+    aes, fts = [x["autoencoder"] for x in seeds], [x["finetune"] for x in seeds]
+    assert [f.pretrained_from for f in fts] == [a.run_id for a in aes]
+    store, errors = RunStore(tmp_path / "stacked"), []
+    done = train_concurrently(fts + aes, fmnist, store, "cpu", workers=2, together=True,
+                              on_error=lambda s, e: errors.append(s.name))
+    assert set(done) == {s.run_id for s in aes + fts} and not errors
+    for group in (aes, fts):
+        for s in group:
+            m = store.verify(s.run_id)
+            assert m["complete"] and m["provenance"]["trained_together"] == [x.run_id for x in group]
+    assert [store.manifest(f.run_id)["provenance"]["encoder_source"]["run"] for f in fts] == [a.run_id for a in aes]
+    capped = RunStore(tmp_path / "capped")
+    done = train_concurrently(aes + fts, fmnist, capped, "cpu", together=True, callback=Deadline(-1),
+                              on_error=lambda s, e: errors.append((s.name, type(e).__name__)))
+    assert not done and sorted(errors) == sorted([("reference-autoencoder", "TimeUp")] * 2 +
+                                                 [("reference-finetune", "RuntimeError")] * 2)
+
+
 def test_the_gpu_check_runs_on_the_cpu_with_dry_run(tmp_path, capsys):
     from benchmarks import gpu_check
     out = tmp_path / "out"
@@ -98,8 +120,8 @@ def test_the_gpu_check_runs_on_the_cpu_with_dry_run(tmp_path, capsys):
     printed = capsys.readouterr().out
     report = json.loads((out / "gpu-check.json").read_text())
     assert rc == 0, report
-    assert {p: report["parts"][p]["status"] for p in ("correctness", "protocol", "study", "extras")} == \
-        dict.fromkeys(("correctness", "protocol", "study", "extras"), "ok")
+    parts = ("correctness", "protocol", "study", "together", "extras")
+    assert {p: report["parts"][p]["status"] for p in parts} == dict.fromkeys(parts, "ok")
     assert report["parts"]["bf16"]["status"] in ("ok", "skipped")        # skipped on a CPU without bf16 units
     c = report["parts"]["correctness"]
     assert c["resumed_from_epoch"] == 2 and c["evaluate_matches_record"]
@@ -107,12 +129,16 @@ def test_the_gpu_check_runs_on_the_cpu_with_dry_run(tmp_path, capsys):
     assert [r["label"] for r in protocol["runs"]] == ["autoencoder", "scratch", "finetune", "frozen_random",
                                                       "frozen_pretrained"]
     assert all(r["complete"] for r in protocol["runs"]) and protocol["wall_s"] > 0
+    stacked = json.loads((out / "gpu-study-together.json").read_text())
+    assert sorted((r["label"], r["seed"], r["trained_together"]) for r in stacked["runs"]) == sorted(
+        (label, seed, 2) for seed in (0, 1) for label in ("autoencoder", "finetune", "frozen_random"))
+    assert all(r["complete"] for r in stacked["runs"])
     extras = report["parts"]["extras"]
     assert "no preset 'no-such-preset'" in extras["presets"]["no-such-preset"]
     assert extras["pack"]["runs"] == [r["run"] for r in extras["runs"]]
     files = {f.name for f in out.iterdir()}
-    assert {"gpu-check.json", "gpu-protocol.json", "gpu-study.json", "gpu-correctness-run.tar.gz",
-            "gpu-manifests.tar.gz", "gpu-extra-runs.tar.gz"} <= files and len(files) <= 7
+    assert {"gpu-check.json", "gpu-protocol.json", "gpu-study.json", "gpu-study-together.json",
+            "gpu-correctness-run.tar.gz", "gpu-manifests.tar.gz", "gpu-extra-runs.tar.gz"} <= files and len(files) <= 8
     assert "GPU check summary" in printed.splitlines()[-10:][1] or "GPU check summary" in printed
     # the packed run loads and evaluates here as a store of its own
     import tarfile
