@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/preset_seeds.py sketch-robust --json benchmarks/results/sketch-robust-seeds.json
 
 Read from the runs' manifests (history and provenance), so it costs nothing and works for runs
-shipped as their history only. Each run records the device it trained on (with the CPU model for
+shipped as their history only. Each run records the device it trained on (the CPU model is in it for
 runs trained since the provenance names it), its command, commit and the date its manifest was
 written; `wall_time_s` is its own training time, which overlaps where seeds trained side by side.
 The file's top-level stamp is the machine that read the manifests, not necessarily the one that
@@ -35,13 +35,10 @@ def seeds_of(store: RunStore, name: str, seeds: list[int]) -> dict:
             continue
         m = store.manifest(rid)
         prov, rec = m.get("provenance") or {}, selected_record(m) or {}
-        device = prov.get("device") or ""
         rows.append({"seed": seed, "id": rid, "complete": m["complete"], "has_weights": bool(m["roles"]),
                      "epochs": len(m["history"]), "test_accuracy": rec.get("test_acc"),
                      "val_accuracy": rec.get("val_acc"), "wall_time_s": prov.get("wall_time_s"),
-                     "device": device,
-                     "cpu_model": device[5:].split(",")[0] if device.startswith("cpu (") and
-                     "logical cores" not in device.split(",")[0] else None,
+                     "device": prov.get("device"),
                      "command": prov.get("command"), "commit": prov.get("commit"), "date": m.get("updated")})
     accs = [r["test_accuracy"] for r in rows if r.get("test_accuracy") is not None]
     summary = {"mean": round(statistics.mean(accs), 4) if accs else None,

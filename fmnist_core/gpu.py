@@ -19,6 +19,7 @@ one CPU generator); on CUDA they run side by side like single runs.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -36,16 +37,6 @@ def _needs(spec: RunSpec, ids: set[str]) -> str | None:
     if spec.kind == "classifier" and spec.init == "pretrained" and spec.pretrained_from in ids:
         return spec.pretrained_from
     return None
-
-
-def _units(specs: list[RunSpec], store: RunStore, together: bool) -> list[list[RunSpec]]:
-    """The schedule's units: stackable fresh runs grouped where `together`, every other run alone."""
-    if not together:
-        return [[s] for s in specs]
-    from .together import groups
-    fresh = [s for s in specs if store.find(s) is None]
-    fresh_ids = {s.run_id for s in fresh}
-    return groups(fresh) + [[s] for s in specs if s.run_id not in fresh_ids]
 
 
 _CPU_STACKS = threading.Lock()
@@ -85,7 +76,11 @@ def train_concurrently(specs: list[RunSpec], data, store: RunStore, device: torc
         torch.cuda.synchronize(device)
 
     ids = {s.run_id for s in specs}
-    pending = _units(list(specs), store, together)
+    if together:
+        from .together import units
+        pending = units(list(specs), store)
+    else:
+        pending = [[s] for s in specs]
     done: dict[str, dict] = {}
     failed: dict[str, BaseException] = {}
     lock = threading.Lock()
@@ -95,10 +90,8 @@ def train_concurrently(specs: list[RunSpec], data, store: RunStore, device: torc
             return {unit[0].run_id: train_run(unit[0], data, store, device, callback, command, splits,
                                               snapshots=snapshots)}
         from .together import train_together
-        if device.type != "cuda":
-            with _CPU_STACKS:
-                return train_together(unit, data, store, device, callback, command)
-        return train_together(unit, data, store, device, callback, command)
+        with _CPU_STACKS if device.type != "cuda" else contextlib.nullcontext():
+            return train_together(unit, data, store, device, callback, command)
 
     def work(unit: list[RunSpec]) -> dict[str, dict]:
         if device.type != "cuda":                # threads on the CPU: the scheduling, for tests

@@ -67,6 +67,14 @@ def groups(specs: list[RunSpec]) -> list[list[RunSpec]]:
     return list(out.values())
 
 
+def units(specs: list[RunSpec], store: RunStore) -> list[list[RunSpec]]:
+    """A schedule's units: the fresh runs (none of their files in `store`) in stackable groups, then
+    every run already begun or done alone (train_together only starts fresh runs)."""
+    fresh = [s for s in specs if store.find(s) is None]
+    fresh_ids = {s.run_id for s in fresh}
+    return groups(fresh) + [[s] for s in specs if s.run_id not in fresh_ids]
+
+
 # ----------------------------------------------------------------------------- the stacked network
 
 class Stacked:

@@ -170,11 +170,9 @@ def _units(wave: list, store: RunStore, together: bool) -> list[list]:
     """The wave's trials as Tune trials: stackable fresh runs in one where `together`, else one each."""
     if not together:
         return [[item] for item in wave]
-    from .together import groups
-    fresh = [item for item in wave if store.find(item[2]) is None]
-    by_id = {item[2].run_id: item for item in fresh}
-    out = [[by_id[s.run_id] for s in group] for group in groups([item[2] for item in fresh])]
-    return out + [[item] for item in wave if item[2].run_id not in by_id]
+    from .together import units
+    by_id = {item[2].run_id: item for item in wave}
+    return [[by_id[s.run_id] for s in unit] for unit in units([item[2] for item in wave], store)]
 
 
 def _run_study(study, store, address, max_concurrent, epochs, subset, data_dir, device, storage, cpus_per_trial,
