@@ -39,3 +39,16 @@ def test_the_benchmark_table_names_the_shipped_run():
     table = benchmark_table(PHOTO_RESULTS)
     assert table is not None, "benchmarks/results/realworld-table.json is missing"
     assert table["runs"][DRAWING_PRESET] == rid
+
+
+def test_the_earlier_presets_runs_keep_their_recorded_results_as_history():
+    """The first preset (half the images drawn, 30 epochs) made way for the current one: its seed 0
+    gave up its weights for the size limit, and every figure it recorded stays as it was."""
+    expected = {"sketch-robust-11e106f9c8": 0.9106, "sketch-robust-9a6176c320": 0.9097,
+                "sketch-robust-b7cc33d52e": 0.9144}
+    for rid, test_acc in expected.items():
+        m = SHIPPED.verify(rid)
+        assert m["complete"] and not m["roles"] and m["weights_left_out"]["reason"]
+        assert (len(m["history"]), m["history"][-1]["test_acc"]) == (30, test_acc)
+    gone = SHIPPED.manifest("sketch-robust-11e106f9c8")["weights_left_out"]
+    assert set(gone["files"]) == {"weights.e030-76fce5.safetensors"} and set(gone["roles"]) >= {"last", "best"}
